@@ -1,0 +1,80 @@
+"""barlab: research, backtest and paper-trade US equity strategies on minute bars.
+
+>>> import barlab
+>>> bars = barlab.load_bars(["AAPL", "MSFT"], "2023-01-03", "2023-03-31")   # doctest: +SKIP
+>>> result = barlab.backtest(barlab.load_strategy("sma_crossover")(), bars)  # doctest: +SKIP
+>>> result.metrics.sharpe                                                    # doctest: +SKIP
+
+Importing barlab compiles nothing, configures no logging and opens no connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from barlab.bars import Bars
+from barlab.engine.backtest import BacktestOptions, backtest
+from barlab.engine.costs import Costs
+from barlab.engine.risk import RiskRules
+from barlab.errors import (
+    BarlabError,
+    ConfigError,
+    DataError,
+    StrategyError,
+)
+from barlab.metrics import Metrics
+from barlab.result import Result, load_run
+from barlab.strategy import Signals, Strategy, load_strategy
+
+if TYPE_CHECKING:
+    from barlab.config import Config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BacktestOptions",
+    "BarlabError",
+    "Bars",
+    "ConfigError",
+    "Costs",
+    "DataError",
+    "Metrics",
+    "Result",
+    "RiskRules",
+    "Signals",
+    "Strategy",
+    "StrategyError",
+    "__version__",
+    "backtest",
+    "load_bars",
+    "load_config",
+    "load_run",
+    "load_strategy",
+]
+
+
+def load_config(path: Any = None) -> Config:
+    """The resolved configuration (see :mod:`barlab.config`)."""
+    from barlab.config import load_config as _load
+
+    return _load(path)
+
+
+def load_bars(
+    symbols: list[str] | str | None = None,
+    start: Any = None,
+    end: Any = None,
+    *,
+    timeframe: str | None = None,
+    source: str | None = None,
+    data_dir: Any = None,
+) -> Bars:
+    """Load aligned bars from the cache, filling it from the source where needed.
+
+    Defaults come from the config: symbols and timeframe from ``[strategy]``, source and cache
+    directory from ``[data]``. ``start``/``end`` are dates (``"2023-01-03"`` or
+    ``datetime.date``), inclusive; ``end`` defaults to yesterday.
+    """
+    from barlab.data.request import load_request
+
+    return load_request(symbols, start, end, timeframe=timeframe, source=source, data_dir=data_dir)

@@ -1,0 +1,309 @@
+"""`backtest ...`: parses, calls the API, prints. No logic of its own.
+
+Exit codes: 0 success, 1 a failure (data, provider, I/O), 2 a usage error (bad argument,
+config or parameter). Errors print one line, ``error: ...``; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from barlab.errors import BarlabError, UsageError
+
+log = logging.getLogger("barlab.cli")
+
+EPILOG = """\
+examples:
+  backtest run sma_crossover --from 2023-01-01
+  backtest run sma_crossover --from 2023-01-01 --to 2023-06-30 --symbols AAPL,MSFT \\
+      --param fast=20 --param slow=100 --timeframe 5m
+  backtest list
+  backtest config show
+
+With no API key configured, bars come from the demo market: SYNTHETIC prices, deterministic,
+on real NYSE sessions. Set POLYGON_API_KEY (environment or ./.env) for real data.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every usage error
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="backtest",
+        description="barlab: backtest US equity strategies on minute bars.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from barlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"barlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="backtest a strategy and write its report",
+        description="Backtest STRATEGY on cached bars (fetched where missing), save the run "
+        "under reports/runs/<run-id>/ and print a summary against buy-and-hold.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    run.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="first day, YYYY-MM-DD (inclusive)",
+    )
+    run.add_argument(
+        "--to",
+        dest="end",
+        metavar="DATE",
+        help="last day, YYYY-MM-DD (inclusive; default: yesterday)",
+    )
+    run.add_argument(
+        "--symbols",
+        metavar="LIST",
+        help="comma-separated tickers (default: [strategy] symbols in the config)",
+    )
+    run.add_argument(
+        "--timeframe",
+        choices=["1m", "5m", "15m", "1h", "1d"],
+        help="bar size (default: [strategy] timeframe, 1m)",
+    )
+    run.add_argument(
+        "--source",
+        choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
+        help="where bars come from (default: auto = Polygon if POLYGON_API_KEY is "
+        "set, else the SYNTHETIC demo market)",
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter, repeatable: --param fast=20 --param slow=100",
+    )
+    run.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
+    run.add_argument(
+        "--commission",
+        type=float,
+        metavar="FRACTION",
+        help="commission as a fraction of notional per fill, e.g. 0.001 = 0.1%% "
+        "(default 0, like Alpaca)",
+    )
+    run.add_argument(
+        "--slippage-bps",
+        type=float,
+        metavar="BPS",
+        help="slippage per fill in basis points (default 1)",
+    )
+    run.add_argument(
+        "--fractional",
+        action="store_true",
+        default=None,
+        help="trade fractional shares (default: whole shares)",
+    )
+    run.add_argument("--no-report", action="store_true", help="save the run without report.html")
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout instead of the summary"
+    )
+    run.add_argument("--quiet", action="store_true", help="print only the run id and report path")
+    run.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser(
+        "list",
+        help="list strategies with their parameters",
+        description="List the strategies found in ./strategies, the config's "
+        "[strategy] paths and barlab's examples.",
+    )
+    lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    lst.set_defaults(func=cmd_list)
+
+    cfg = sub.add_parser(
+        "config", help="show the resolved configuration", description="Configuration commands."
+    )
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    cfg_sub.required = True
+    show = cfg_sub.add_parser("show", help="print the resolved config, API keys masked")
+    show.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    show.set_defaults(func=cmd_config_show)
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        from barlab.config import load_config
+
+        config = load_config()
+        level = "DEBUG" if debug else config.system.log_level.upper()
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        return int(args.func(args, config) or 0)
+    except BarlabError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE, e.g. --param fast=20")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def backtest_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """The backtest's options: [backtest] and [risk] from the config, overridden by flags."""
+    opts: dict[str, Any] = {**config.to_dict()["backtest"], **config.to_dict()["risk"]}
+    for flag, key in (
+        ("cash", "cash"),
+        ("commission", "commission_rate"),
+        ("slippage_bps", "slippage_bps"),
+        ("fractional", "fractional"),
+    ):
+        if getattr(args, flag) is not None:
+            opts[key] = getattr(args, flag)
+    return opts  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace, config: Any) -> int:
+    import barlab
+    from barlab.config import secrets
+    from barlab.data.request import REAL_DATA_HINT, load_request, resolve_source
+
+    started = time.perf_counter()
+    strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
+    strategy = strategy_cls(**parse_params(args.param))
+    options = backtest_options(args, config)
+    barlab.BacktestOptions.from_kwargs(**options)  # fail on bad options before loading data
+    source, why = resolve_source(args.source or config.data.source, secrets())
+    if source == "demo":
+        reason = f" ({why})" if why else ""
+        print(
+            f"DATA: SYNTHETIC — the demo market{reason}: made-up prices on real NYSE "
+            f"sessions, not market data; {REAL_DATA_HINT}.",
+            file=sys.stderr,
+        )
+    bars = load_request(
+        args.symbols, args.start, args.end, timeframe=args.timeframe, source=source, config=config
+    )
+    result = barlab.backtest(strategy, bars, **options)
+    result = result.save(config.reports_dir, config=config.to_dict(), report=not args.no_report)
+    report = None if args.no_report else config.reports_dir / "runs" / result.run_id / "report.html"
+    log.info("run %s done in %.2f s", result.run_id, time.perf_counter() - started)
+    if args.json:
+        print(json.dumps(run_json(result, report), allow_nan=False))
+    elif args.quiet:
+        print(f"run id: {result.run_id}")
+        if report:
+            print(f"report: {report}")
+    else:
+        print(summary(result, report))
+    return 0
+
+
+def run_json(result: Any, report: Path | None) -> dict[str, Any]:
+    info = result.info
+    return {
+        "run_id": result.run_id,
+        "strategy": info["strategy"],
+        "params": info["params"],
+        "symbols": info["symbols"],
+        "timeframe": info["timeframe"],
+        "start": info["start"],
+        "end": info["end"],
+        "source": info["source"],
+        "synthetic": info["synthetic"],
+        "data_version": info["data_version"],
+        "final_equity": result.metrics.final_equity,
+        "n_trades": result.metrics.n_trades,
+        "metrics": _finite(result.metrics.to_dict()),
+        "benchmark_metrics": _finite(result.benchmark_metrics.to_dict()),
+        "report": str(report) if report else None,
+    }
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: those become null."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()
+    }
+
+
+def summary(result: Any, report: Path | None) -> str:
+    from barlab.report.labels import SUMMARY, format_metric, label
+
+    info = result.info
+    params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
+    kind = "SYNTHETIC demo market" if info["synthetic"] else info["source"]
+    lines = [
+        f"{info['strategy']}({params})",
+        f"{', '.join(info['symbols'])} · {info['timeframe']} bars · {info['start'][:10]} → "
+        f"{info['end'][:10]} · {info['n_bars']:,} bars · data: {kind}",
+        "",
+        f"{'':<22}{'strategy':>16}{'buy & hold':>16}",
+    ]
+    for name in SUMMARY:
+        mine = format_metric(name, getattr(result.metrics, name))
+        bench = format_metric(name, getattr(result.benchmark_metrics, name))
+        lines.append(f"{label(name):<22}{mine:>16}{bench:>16}")
+    lines += ["", f"run id: {result.run_id}"]
+    if report:
+        lines.append(f"report: {report}")
+    if info["synthetic"]:
+        lines.append("note:   SYNTHETIC data — these figures say nothing about real markets.")
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace, config: Any) -> int:
+    from barlab.strategy import available, load_strategy
+
+    extra = [Path(p) for p in config.strategy.paths]
+    for name, path in available(extra).items():
+        try:
+            cls = load_strategy(name, extra)
+        except BarlabError as e:
+            print(f"{name}  (cannot load: {e})")
+            continue
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        print(f"{name}  — {doc[0] if doc else ''}  [{path}]")
+        for p in cls.params():
+            print(f"    {p.name}: {p.type.__name__} = {p.default!r}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace, config: Any) -> int:
+    from barlab.config import show
+
+    print(show(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Configuration: a TOML file plus ``BARLAB_*`` environment overrides; secrets apart.
+
+Where the file comes from, first found: ``$BARLAB_CONFIG``, ``./backtest.toml``, then
+``$XDG_CONFIG_HOME/barlab/backtest.toml`` (``~/.config/barlab/backtest.toml``). Every key can be
+overridden as ``BARLAB_<SECTION>_<KEY>`` (``BARLAB_RISK_DAILY_LOSS_LIMIT=2000``), and
+``BARLAB_DATA_DIR`` / ``BARLAB_REPORTS_DIR`` move the cache and the runs. Unknown keys and
+wrong types are errors.
+
+API keys are not configuration: they come only from the environment or a git-ignored ``.env``
+file (:func:`secrets`) and are never printed, logged or saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from barlab.errors import ConfigError
+
+SECRET_NAMES = ("POLYGON_API_KEY", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY")
+SOURCES = ("auto", "demo", "polygon", "alpaca", "finnhub", "import")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataConfig:
+    dir: str = "data"
+    """The Parquet cache, relative to the working directory."""
+    source: str = "auto"
+    """Where bars come from: auto (Polygon when POLYGON_API_KEY is set, else the demo market),
+    demo, polygon, alpaca, finnhub or import."""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(
+                f"data.source must be one of {', '.join(SOURCES)}, got {self.source!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyConfig:
+    symbols: list[str] = field(default_factory=lambda: ["AAPL", "MSFT", "TSLA", "GOOGL"])
+    timeframe: str = "1m"
+    paths: list[str] = field(default_factory=list)
+    """Extra directories searched for strategy files (after ./strategies)."""
+
+    def __post_init__(self) -> None:
+        from barlab.bars import TIMEFRAMES
+
+        if self.timeframe not in TIMEFRAMES:
+            raise ConfigError(
+                f"strategy.timeframe must be one of {', '.join(TIMEFRAMES)}, got {self.timeframe!r}"
+            )
+        if not self.symbols:
+            raise ConfigError("strategy.symbols is empty; list at least one ticker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestConfig:
+    cash: float = 100_000.0
+    size_pct: float = 1.0
+    fractional: bool = False
+    commission_rate: float = 0.0
+    commission_per_share: float = 0.0
+    commission_min: float = 0.0
+    slippage_bps: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskConfig:
+    max_position_size: float | None = None
+    max_portfolio_value: float | None = None
+    daily_loss_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        from barlab.engine.risk import RiskRules
+        from barlab.errors import RiskError
+
+        try:
+            RiskRules(**dataclasses.asdict(self))
+        except RiskError as e:
+            raise ConfigError(str(e)) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemConfig:
+    log_level: str = "WARNING"
+    reports_dir: str = "reports"
+
+    def __post_init__(self) -> None:
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"system.log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The resolved configuration (no secrets in it)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    path: str | None = None
+    """The file it was read from, if any."""
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data.dir).expanduser()
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.system.reports_dir).expanduser()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("path")
+        return out
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "strategy": StrategyConfig,
+    "backtest": BacktestConfig,
+    "risk": RiskConfig,
+    "system": SystemConfig,
+}
+_ALIASES = {"BARLAB_REPORTS_DIR": ("system", "reports_dir")}
+_NOT_KEYS = {"BARLAB_CONFIG"}
+
+
+def config_path(cwd: Path | None = None) -> Path | None:
+    """The config file in effect, or None."""
+    if env := os.environ.get("BARLAB_CONFIG"):
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"BARLAB_CONFIG points to {path}, which does not exist")
+        return path
+    local = (cwd or Path.cwd()) / "backtest.toml"
+    if local.is_file():
+        return local
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    user = base / "barlab" / "backtest.toml"
+    return user if user.is_file() else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config file (if any), apply ``BARLAB_*`` overrides, validate everything."""
+    file = Path(path) if path is not None else config_path()
+    raw: dict[str, Any] = {}
+    if file is not None:
+        try:
+            raw = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{file} is not valid TOML: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {file}: {e.strerror}") from e
+    where = str(file) if file else "defaults"
+    sections: dict[str, dict[str, Any]] = {}
+    for name, values in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{where}: unknown section [{name}]; known: {', '.join(_SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: {name} must be a [section]")
+        sections[name] = dict(values)
+    for var, value in os.environ.items():
+        if not var.startswith("BARLAB_") or var in _NOT_KEYS:
+            continue
+        section, key = _ALIASES.get(var) or _split_env(var)
+        sections.setdefault(section, {})[key] = _EnvValue(var, value)
+    built = {
+        name: _build(cls, name, sections.get(name, {}), where) for name, cls in _SECTIONS.items()
+    }
+    try:
+        return Config(**built, path=str(file) if file else None)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _EnvValue:
+    var: str
+    text: str
+
+
+def _split_env(var: str) -> tuple[str, str]:
+    rest = var.removeprefix("BARLAB_").lower()
+    for section in _SECTIONS:
+        if rest.startswith(section + "_"):
+            return section, rest.removeprefix(section + "_")
+    raise ConfigError(
+        f"environment variable {var} is not a barlab setting; use BARLAB_<SECTION>_<KEY> "
+        f"with a section of {', '.join(_SECTIONS)} (e.g. BARLAB_RISK_DAILY_LOSS_LIMIT)"
+    )
+
+
+def _build(cls: type, section: str, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        origin = value.var if isinstance(value, _EnvValue) else f"{where}: [{section}] {key}"
+        if key not in names:
+            raise ConfigError(
+                f"{origin}: unknown key {key!r} in [{section}]; known: {', '.join(names)}"
+            )
+        kwargs[key] = _convert(value, hints[key], origin)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _convert(value: Any, hint: Any, origin: str) -> Any:
+    """Check (TOML) or parse (environment) ``value`` against the field type ``hint``."""
+    from_env = isinstance(value, _EnvValue)
+    text = value.text.strip() if from_env else None
+    optional = type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if optional and (value is None or text in ("", "none", "None")):
+        return None
+    if typing.get_origin(base) is list:
+        if from_env:
+            return [s.strip() for s in (text or "").split(",") if s.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ConfigError(f"{origin} must be a list of strings, got {value!r}")
+    if base is bool:
+        if from_env and text and text.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return text.lower() in ("1", "true", "yes")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{origin} must be true or false, got {_show(value)}")
+    if base is float:
+        try:
+            if from_env:
+                return float(text or "")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        except ValueError:
+            pass
+        raise ConfigError(f"{origin} must be a number, got {_show(value)}")
+    if base is str:
+        if from_env:
+            return text
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{origin} must be a string, got {_show(value)}")
+    raise AssertionError(f"unhandled config type {hint}")
+
+
+def _show(value: Any) -> str:
+    return repr(value.text) if isinstance(value, _EnvValue) else repr(value)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, blank lines, ``export`` and quotes allowed)."""
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        out[key.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def secrets(cwd: Path | None = None) -> dict[str, str]:
+    """The API keys that are set, from the environment first, then ./.env."""
+    dotenv = read_dotenv((cwd or Path.cwd()) / ".env")
+    found = {}
+    for name in SECRET_NAMES:
+        value = os.environ.get(name) or dotenv.get(name)
+        if value:
+            found[name] = value
+    return found
+
+
+def mask(secret: str) -> str:
+    """``'****'`` plus at most the last 4 characters (none for short keys)."""
+    return "****" + (secret[-4:] if len(secret) >= 16 else "")
+
+
+def show(config: Config) -> str:
+    """The resolved configuration as TOML, with API keys masked."""
+    lines = [f"# config file: {config.path or 'none (defaults)'}"]
+    for section, values in config.to_dict().items():
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {key} = (off)")
+            else:
+                lines.append(f"{key} = {_toml(value)}")
+    found = secrets()
+    lines.append("\n# API keys (environment or .env only)")
+    for name in SECRET_NAMES:
+        lines.append(f"# {name} = {mask(found[name]) if name in found else '(not set)'}")
+    return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,1 @@
+"""The pure simulation zone: numba kernels and their Python wrappers."""

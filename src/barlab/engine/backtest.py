@@ -1,0 +1,227 @@
+"""`backtest(strategy, bars, **options) -> Result`: the wrapper around the kernel.
+
+It owns validation, dtypes and defaults; the kernel only walks arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from barlab.bars import Bars
+from barlab.engine.costs import Costs
+from barlab.engine.kernel import signals_to_target_nb, simulate_nb
+from barlab.engine.risk import RiskRules
+from barlab.errors import ConfigError, StrategyError
+from barlab.strategy import Signals, Strategy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestOptions:
+    """How the account is simulated.
+
+    Attributes
+    ----------
+    cash : float
+        Starting cash in dollars, e.g. ``100_000``.
+    size_pct : float
+        Fraction of equity put to work when every symbol is in the market, split equally across
+        the symbols, e.g. ``1.0`` (all of it) or ``0.5``.
+    fractional : bool
+        Trade fractional shares; whole shares otherwise.
+    costs : Costs
+        Commission and slippage.
+    risk : RiskRules
+        The account's limits.
+    """
+
+    cash: float = 100_000.0
+    size_pct: float = 1.0
+    fractional: bool = False
+    costs: Costs = field(default_factory=Costs)
+    risk: RiskRules = field(default_factory=RiskRules)
+
+    def __post_init__(self) -> None:
+        if not (self.cash > 0 and np.isfinite(self.cash)):
+            raise ConfigError(f"cash must be a positive number of dollars, got {self.cash!r}")
+        if not (0 < self.size_pct <= 1):
+            raise ConfigError(f"size_pct must be in (0, 1], got {self.size_pct!r}")
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> BacktestOptions:
+        """Build from flat keywords: ``cash``, ``size_pct``, ``fractional``, the fields of
+        :class:`Costs` and of :class:`RiskRules`, or ``costs=`` / ``risk=`` objects."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        cost_names = {f.name for f in dataclasses.fields(Costs)}
+        risk_names = {f.name for f in dataclasses.fields(RiskRules)}
+        own = {k: v for k, v in options.items() if k in fields}
+        costs = {k: v for k, v in options.items() if k in cost_names}
+        risk = {k: v for k, v in options.items() if k in risk_names}
+        unknown = set(options) - set(own) - set(costs) - set(risk)
+        if unknown:
+            known = sorted(set(fields) | cost_names | risk_names)
+            raise ConfigError(
+                f"unknown backtest option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(known)}"
+            )
+        if costs:
+            own["costs"] = dataclasses.replace(own.get("costs", Costs()), **costs)
+        if risk:
+            own["risk"] = dataclasses.replace(own.get("risk", RiskRules()), **risk)
+        return cls(**own)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def session_ids(ts_ns: np.ndarray) -> np.ndarray:
+    """The New York calendar date of each bar, as days since the epoch (int64).
+
+    Time-zone conversion is done once per run of bars within the same UTC hour (the offset
+    cannot change inside one), so a year of minute bars costs well under a millisecond.
+    """
+    if len(ts_ns) == 0:
+        return np.zeros(0, dtype=np.int64)
+    hour = ts_ns // 3_600_000_000_000
+    starts = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
+    local_days = (
+        pl.Series(hour[starts] * 3_600_000_000_000, dtype=pl.Int64)
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.convert_time_zone("America/New_York")
+        .dt.date()
+        .cast(pl.Int32)
+        .to_numpy()
+        .astype(np.int64)
+    )
+    return np.repeat(local_days, np.diff(np.r_[starts, len(ts_ns)]))
+
+
+def to_target(signals: Signals, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel's target array (float64, NaN = no instruction) for ``signals``."""
+    signals.check(shape)
+    if signals.target is not None:
+        target = np.ascontiguousarray(signals.target, dtype=np.float64)
+        if np.any(np.isinf(target)):
+            raise StrategyError("Signals.target must not contain inf")
+        return target
+    zeros = np.zeros(shape, dtype=np.bool_)
+
+    def as_bool(a: np.ndarray | None) -> np.ndarray:
+        return zeros if a is None else np.ascontiguousarray(a, dtype=np.bool_)
+
+    target = np.empty(shape, dtype=np.float64)
+    signals_to_target_nb(
+        as_bool(signals.entries),
+        as_bool(signals.exits),
+        as_bool(signals.short_entries),
+        as_bool(signals.short_exits),
+        target,
+    )
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """The kernel's raw output for one account."""
+
+    equity: np.ndarray
+    cash: np.ndarray
+    positions: np.ndarray
+    orders_i: np.ndarray
+    orders_f: np.ndarray
+    trades_i: np.ndarray
+    trades_f: np.ndarray
+
+
+def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simulation:
+    """Run the kernel over ``bars`` with the ``target`` instructions."""
+    n, m = bars.close.shape
+    capacity = int(np.count_nonzero(~np.isnan(target))) + 1
+    equity = np.empty(n)
+    cash = np.empty(n)
+    positions = np.empty((n, m))
+    orders_i = np.zeros((capacity, 6), dtype=np.int64)
+    orders_f = np.zeros((capacity, 4))
+    trades_i = np.zeros((capacity + m, 5), dtype=np.int64)
+    trades_f = np.zeros((capacity + m, 5))
+    c = options.costs
+    n_orders, n_trades = simulate_nb(
+        bars.open,
+        bars.close,
+        target,
+        session_ids(bars.ts_ns),
+        float(options.cash),
+        float(options.size_pct),
+        c.commission_rate,
+        c.commission_per_share,
+        c.commission_min,
+        c.slippage_bps,
+        bool(options.fractional),
+        *options.risk.kernel_args(),
+        equity,
+        cash,
+        positions,
+        orders_i,
+        orders_f,
+        trades_i,
+        trades_f,
+    )
+    return Simulation(
+        equity, cash, positions, orders_i[:n_orders], orders_f[:n_orders],
+        trades_i[:n_trades], trades_f[:n_trades],
+    )  # fmt: skip
+
+
+def buy_and_hold_target(shape: tuple[int, int]) -> np.ndarray:
+    """All symbols bought at the first opportunity and held: the benchmark."""
+    target = np.full(shape, np.nan)
+    if shape[0]:
+        target[0] = 1.0
+    return target
+
+
+def backtest(strategy: Strategy, bars: Bars, **options: Any):
+    """Backtest ``strategy`` on ``bars``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        e.g. ``SmaCrossover(fast=10, slow=50)``.
+    bars : Bars
+        From :func:`barlab.load_bars`.
+    **options
+        ``cash`` (100,000), ``size_pct`` (1.0), ``fractional`` (False), ``commission_rate``
+        (0.0, fraction of notional), ``commission_per_share`` (0.0), ``commission_min`` (0.0),
+        ``slippage_bps`` (1.0), ``max_position_size``, ``max_portfolio_value``,
+        ``daily_loss_limit`` (dollars; None = off).
+
+    Returns
+    -------
+    Result
+    """
+    from barlab.result import Result
+
+    if not isinstance(strategy, Strategy):
+        raise StrategyError(
+            f"backtest() takes a Strategy instance, got {type(strategy).__name__}; "
+            "e.g. SmaCrossover(fast=10, slow=50)"
+        )
+    opts = BacktestOptions.from_kwargs(**options)
+    shape = bars.close.shape
+    signals = strategy.signals(bars)
+    if not isinstance(signals, Signals):
+        raise StrategyError(
+            f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
+        )
+    sim = simulate(bars, to_target(signals, shape), opts)
+    return Result.from_simulation(
+        strategy=strategy,
+        bars=bars,
+        options=opts,
+        sim=sim,
+        benchmark=lambda: simulate(bars, buy_and_hold_target(shape), opts),
+    )

@@ -1,0 +1,621 @@
+"""Performance statistics: one definition per statistic, and the `Metrics` record.
+
+Return statistics follow empyrical (quantopian/empyrical 0.5.5, ``empyrical/stats.py``) over a
+1-D float64 array of simple per-period returns; trade statistics work on a list of trade PnLs.
+The engine result, the CLI summary, the report and saved runs all read `compute_metrics`.
+
+Shared conventions
+------------------
+- NaN returns are ignored the way empyrical ignores them: dropped from means, deviations and
+  percentiles, and compounded as 0 % in cumulative quantities (total return, drawdowns).
+  Lengths used for annualisation (``cagr``) and the "too short" checks count NaNs, as in
+  empyrical.
+- A ratio whose denominator is exactly 0 follows IEEE division: ``x / 0`` is ``±inf`` and
+  ``0 / 0`` is NaN (no warning is raised). A deviation over values that are all equal is
+  exactly 0, so constant returns give ``inf`` Sharpe rather than a rounding-noise number.
+- ``periods_per_year`` is the number of return periods in a year: 252 for daily returns,
+  98,280 for regular-hours 1-minute bars (390 x 252).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+__all__ = [
+    "Metrics",
+    "TradeStats",
+    "annual_volatility",
+    "best_period",
+    "cagr",
+    "calmar",
+    "compute_metrics",
+    "exposure",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "omega",
+    "profit_factor",
+    "returns_from_equity",
+    "sharpe",
+    "sortino",
+    "stability",
+    "tail_ratio",
+    "total_return",
+    "trade_stats",
+    "value_at_risk",
+    "win_rate",
+    "worst_period",
+]
+
+_NAN = math.nan
+
+
+def _as_1d(values: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D float array, got shape {arr.shape}; "
+            "pass one series at a time (e.g. equity[:, 0])"
+        )
+    return arr
+
+
+def _check_periods_per_year(periods_per_year: float) -> float:
+    ppy = float(periods_per_year)
+    if not (math.isfinite(ppy) and ppy > 0):
+        raise ValueError(
+            "periods_per_year must be a positive number such as 252 (daily bars) or "
+            f"98280 (1-minute bars), got {periods_per_year!r}"
+        )
+    return ppy
+
+
+def _valid(r: np.ndarray) -> np.ndarray:
+    return r[~np.isnan(r)]
+
+
+def _div(num: float, den: float) -> float:
+    """IEEE division without warnings: x/0 -> ±inf, 0/0 -> NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(num) / np.float64(den))
+
+
+def _std1(x: np.ndarray) -> float:
+    """Sample standard deviation (ddof=1) of NaN-free values; exactly 0 when all are equal."""
+    if x.size < 2:
+        return _NAN
+    if bool(np.all(x == x[0])):
+        return 0.0
+    return float(np.std(x, ddof=1))
+
+
+def _wealth(r: np.ndarray) -> np.ndarray:
+    """Growth of 1 at the start of each period and after it: length n + 1, NaN compounded as 0."""
+    out = np.empty(r.size + 1)
+    out[0] = 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.cumprod(1.0 + np.where(np.isnan(r), 0.0, r), out=out[1:])
+    return out
+
+
+# --- returns --------------------------------------------------------------------------------
+
+
+def returns_from_equity(equity: np.ndarray, *, initial_cash: float) -> np.ndarray:
+    """Simple per-period returns of an equity curve.
+
+    ``r[0] = equity[0] / initial_cash - 1`` and ``r[i] = equity[i] / equity[i-1] - 1``, so the
+    first bar's PnL is not lost. Equity must stay positive for returns to mean anything: after
+    equity reaches 0 the following returns are NaN (0/0) and are ignored like NaN returns.
+
+    Examples
+    --------
+    >>> returns_from_equity(np.array([101.0, 99.99]), initial_cash=100.0).round(4).tolist()
+    [0.01, -0.01]
+    """
+    eq = _as_1d(equity, "equity")
+    prev = np.concatenate(([float(initial_cash)], eq[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return eq / prev - 1.0
+
+
+def total_return(returns: np.ndarray) -> float:
+    """Compounded return over the whole series, a fraction (0.12 = +12 %).
+
+    ``prod(1 + r) - 1`` with NaN treated as 0 % (empyrical ``cum_returns_final``).
+    Empty input: NaN. All-zero returns: 0.0.
+    """
+    r = _as_1d(returns, "returns")
+    if r.size == 0:
+        return _NAN
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.prod(1.0 + _valid(r)) - 1.0)
+
+
+def cagr(returns: np.ndarray, *, periods_per_year: float) -> float:
+    """Compound annual growth rate, a fraction per year (empyrical ``annual_return``).
+
+    ``ending ** (1 / years) - 1`` with ``ending = prod(1 + r)`` (NaN as 0 %) and
+    ``years = len(returns) / periods_per_year`` (NaNs count as periods). A year of daily
+    returns ending 12 % up gives 0.12. Empty input: NaN. All-zero returns: 0.0. A negative
+    ending value gives NaN; a short, strong series may overflow to ``inf``.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    if r.size == 0:
+        return _NAN
+    years = r.size / ppy
+    with np.errstate(over="ignore", invalid="ignore"):
+        ending = np.prod(1.0 + _valid(r))
+        return float(np.power(ending, 1.0 / years) - 1.0)
+
+
+def annual_volatility(returns: np.ndarray, *, periods_per_year: float) -> float:
+    """Annualised standard deviation of returns, a fraction per year (0.18 = 18 %).
+
+    ``std(r, ddof=1) * sqrt(periods_per_year)`` over non-NaN returns (empyrical
+    ``annual_volatility``, alpha=2). Fewer than 2 returns: NaN. Constant returns: 0.0.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    if r.size < 2:
+        return _NAN
+    return _std1(_valid(r)) * math.sqrt(ppy)
+
+
+def sharpe(returns: np.ndarray, *, periods_per_year: float, risk_free: float = 0.0) -> float:
+    """Annualised Sharpe ratio, dimensionless (1.0 is decent, 3+ is rare out of sample).
+
+    ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(periods_per_year)`` over non-NaN returns
+    (empyrical ``sharpe_ratio``); ``risk_free`` is a return per period (0.0001 a day ~ 2.5 %
+    a year). Fewer than 2 returns: NaN. Constant excess returns: ``±inf``, NaN if all zero.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    if r.size < 2:
+        return _NAN
+    adj = _valid(r) - risk_free
+    if adj.size == 0:
+        return _NAN
+    return _div(float(adj.mean()), _std1(adj)) * math.sqrt(ppy)
+
+
+def sortino(returns: np.ndarray, *, periods_per_year: float, required_return: float = 0.0) -> float:
+    """Annualised Sortino ratio, dimensionless (typically 1.3-1.5x the Sharpe ratio).
+
+    ``mean(r - req) * ppy / (sqrt(mean(min(r - req, 0) ** 2)) * sqrt(ppy))`` over non-NaN
+    returns (empyrical ``sortino_ratio`` with ``downside_risk``); ``required_return`` is per
+    period. The downside deviation averages over all periods, not only the losing ones.
+    Fewer than 2 returns: NaN. No return below ``required_return``: ``inf`` (NaN if the mean
+    excess is 0, e.g. all-zero returns).
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    if r.size < 2:
+        return _NAN
+    adj = _valid(r) - required_return
+    if adj.size == 0:
+        return _NAN
+    downside = math.sqrt(float(np.mean(np.square(np.minimum(adj, 0.0))))) * math.sqrt(ppy)
+    return _div(float(adj.mean()) * ppy, downside)
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Largest peak-to-trough fall of compounded wealth, a fraction <= 0 (-0.23 = -23 %).
+
+    ``min(wealth / running_peak - 1)`` where wealth starts at 1 before the first period, so a
+    first-period loss is a drawdown; NaN returns compound as 0 % (empyrical ``max_drawdown``).
+    Empty input: NaN. No losing period: 0.0.
+
+    Examples
+    --------
+    >>> round(max_drawdown(np.array([0.10, -0.10, 0.10])), 10)
+    -0.1
+    """
+    r = _as_1d(returns, "returns")
+    if r.size == 0:
+        return _NAN
+    wealth = _wealth(r)
+    peak = np.fmax.accumulate(wealth)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.nanmin((wealth - peak) / peak))
+
+
+def max_drawdown_duration(returns: np.ndarray) -> int:
+    """Longest run of consecutive periods that end below the previous wealth peak, in periods.
+
+    Wealth is compounded as in `max_drawdown` (starting at 1, NaN as 0 %); a period is
+    "under water" if its closing wealth is strictly below the highest wealth before it. The run
+    ends on the period that regains the peak; a run still open at the end counts in full. For
+    daily returns, 40 means eight trading weeks without a new high. Empty input or no losing
+    period: 0. (empyrical has no such statistic.)
+    """
+    r = _as_1d(returns, "returns")
+    if r.size == 0:
+        return 0
+    wealth = _wealth(r)
+    under = wealth < np.fmax.accumulate(wealth)
+    if not under.any():
+        return 0
+    edges = np.diff(np.concatenate(([0], under.view(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int((ends - starts).max())
+
+
+def calmar(returns: np.ndarray, *, periods_per_year: float) -> float:
+    """Calmar ratio: ``cagr / |max_drawdown|``, dimensionless (0.5-1 is typical).
+
+    As empyrical ``calmar_ratio``: NaN when there is no drawdown (max drawdown >= 0 or NaN,
+    e.g. empty or all-positive returns) and NaN instead of ``inf``.
+    """
+    mdd = max_drawdown(returns)
+    if not mdd < 0:
+        return _NAN
+    value = cagr(returns, periods_per_year=periods_per_year) / abs(mdd)
+    return _NAN if math.isinf(value) else value
+
+
+def omega(
+    returns: np.ndarray,
+    *,
+    periods_per_year: float,
+    risk_free: float = 0.0,
+    required_return: float = 0.0,
+) -> float:
+    """Omega ratio: sum of excess gains over sum of excess losses, dimensionless (1 = break-even).
+
+    ``x = r - risk_free - threshold``; ``sum(x[x > 0]) / -sum(x[x < 0])`` over non-NaN returns
+    (empyrical ``omega_ratio``). ``risk_free`` is per period; ``required_return`` is *annual*
+    and becomes ``threshold = (1 + required_return) ** (1 / periods_per_year) - 1`` (used as is
+    when ``periods_per_year == 1``). Fewer than 2 returns, ``required_return <= -1``, or no
+    excess loss (e.g. all-zero returns): NaN.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    if r.size < 2:
+        return _NAN
+    if ppy == 1:
+        threshold = required_return
+    elif required_return <= -1:
+        return _NAN
+    else:
+        threshold = (1.0 + required_return) ** (1.0 / ppy) - 1.0
+    x = _valid(r) - risk_free - threshold
+    gains, losses = float(x[x > 0].sum()), -float(x[x < 0].sum())
+    return gains / losses if losses > 0 else _NAN
+
+
+def tail_ratio(returns: np.ndarray) -> float:
+    """``|95th percentile| / |5th percentile|`` of returns, dimensionless (0.25: losses 4x gains).
+
+    Linear-interpolated percentiles of non-NaN returns (empyrical ``tail_ratio``). Empty or
+    all-NaN input: NaN; a 5th percentile of exactly 0: ``inf`` (NaN if both are 0).
+    """
+    r = _valid(_as_1d(returns, "returns"))
+    if r.size == 0:
+        return _NAN
+    p95, p5 = np.percentile(r, [95.0, 5.0])
+    return _div(abs(p95), abs(p5))
+
+
+def value_at_risk(returns: np.ndarray, *, cutoff: float = 0.05) -> float:
+    """Historical value at risk: the ``cutoff`` quantile of returns, a per-period fraction.
+
+    ``percentile(r, 100 * cutoff)``, linear interpolation (empyrical ``value_at_risk``); -0.02
+    means 5 % of days lost 2 % or more. NaN returns are dropped (empyrical would return NaN);
+    empty input: NaN (empyrical raises).
+    """
+    if not 0.0 <= cutoff <= 1.0:
+        raise ValueError(f"cutoff must be a fraction in [0, 1] such as 0.05, got {cutoff!r}")
+    r = _valid(_as_1d(returns, "returns"))
+    if r.size == 0:
+        return _NAN
+    return float(np.percentile(r, 100.0 * cutoff))
+
+
+def stability(returns: np.ndarray) -> float:
+    """R² of a straight-line fit to cumulative log returns, in [0, 1] (0.9: a steady climb).
+
+    Fits ``cumsum(log1p(r))`` against ``0..n-1`` by least squares over non-NaN returns
+    (empyrical ``stability_of_timeseries``). Fewer than 2 returns (before or after dropping
+    NaN), a return <= -100 %, or a flat curve (all-zero returns, R² = 0/0): NaN. Constant
+    non-zero returns: 1.0.
+    """
+    r = _as_1d(returns, "returns")
+    if r.size < 2:
+        return _NAN
+    v = _valid(r)
+    if v.size < 2:
+        return _NAN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.cumsum(np.log1p(v))
+    # A flat curve is tested exactly: centring it would leave rounding noise, not zeros.
+    if not np.isfinite(y).all() or bool(np.all(y == y[0])):
+        return _NAN
+    x = np.arange(v.size, dtype=np.float64)
+    xc, yc = x - x.mean(), y - y.mean()
+    rho = float(xc @ yc) / math.sqrt(float(xc @ xc) * float(yc @ yc))
+    return min(rho * rho, 1.0)
+
+
+def win_rate(returns: np.ndarray) -> float:
+    """Share of positive periods among non-zero, non-NaN periods, in [0, 1] (0.52 typical).
+
+    Flat periods (no position, no move) are left out so idle time does not dilute the rate.
+    Not in empyrical. No non-zero period (empty, all zero): NaN.
+    """
+    r = _valid(_as_1d(returns, "returns"))
+    moved = r[r != 0]
+    if moved.size == 0:
+        return _NAN
+    return float(np.count_nonzero(moved > 0) / moved.size)
+
+
+def profit_factor(returns: np.ndarray) -> float:
+    """Sum of positive returns over the absolute sum of negative returns, dimensionless.
+
+    1.2 means gains outweigh losses by 20 %. Not in empyrical. Empty: NaN; no losing period:
+    ``inf`` (NaN if there is no winning period either).
+    """
+    r = _valid(_as_1d(returns, "returns"))
+    if r.size == 0:
+        return _NAN
+    return _div(float(r[r > 0].sum()), abs(float(r[r < 0].sum())))
+
+
+def best_period(returns: np.ndarray) -> float:
+    """Largest single-period return, a fraction (0.031 = +3.1 %). Empty or all-NaN: NaN."""
+    r = _valid(_as_1d(returns, "returns"))
+    return float(r.max()) if r.size else _NAN
+
+
+def worst_period(returns: np.ndarray) -> float:
+    """Smallest single-period return, a fraction (-0.042 = -4.2 %). Empty or all-NaN: NaN."""
+    r = _valid(_as_1d(returns, "returns"))
+    return float(r.min()) if r.size else _NAN
+
+
+# --- trades ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeStats:
+    """Statistics of closed trades; money amounts are in account currency (USD).
+
+    Attributes
+    ----------
+    count : int
+        Number of trades.
+    win_rate : float
+        Share of trades with PnL > 0, in [0, 1]; break-even trades count as non-wins.
+    avg_trade, median_trade : float
+        Mean and median PnL per trade, USD (e.g. 12.5).
+    expectancy : float
+        Mean PnL in units of the mean losing trade, ``avg_trade / |mean(pnl[pnl < 0])|``
+        (Van Tharp's R-multiple; 0.3 = each trade earns 0.3x a typical loss). No losing
+        trade: ``inf``, or NaN if ``avg_trade`` is 0.
+    profit_factor : float
+        Gross profit / gross loss; no losing trade: ``inf`` (NaN if no winner either).
+    best_trade, worst_trade : float
+        Largest and smallest PnL, USD.
+    avg_holding_bars : float
+        Mean bars held per trade; NaN when holding periods were not given.
+
+    Every field but ``count`` is NaN when there are no trades.
+    """
+
+    count: int
+    win_rate: float
+    avg_trade: float
+    median_trade: float
+    expectancy: float
+    profit_factor: float
+    best_trade: float
+    worst_trade: float
+    avg_holding_bars: float
+
+
+def trade_stats(pnl: np.ndarray, *, holding_bars: np.ndarray | None = None) -> TradeStats:
+    """Summarise closed trades from their net PnL (after fees), USD per trade.
+
+    Parameters
+    ----------
+    pnl : float array (n_trades,)
+        Net PnL of each closed trade, e.g. ``[120.0, -45.5, 30.0]``; must be finite.
+    holding_bars : int or float array (n_trades,), optional
+        Bars each trade was held (>= 0), for ``avg_holding_bars``.
+
+    Examples
+    --------
+    >>> s = trade_stats(np.array([120.0, -40.0, 30.0, -20.0]))
+    >>> s.count, s.win_rate, s.avg_trade, s.profit_factor, s.expectancy
+    (4, 0.5, 22.5, 2.5, 0.75)
+    """
+    p = _as_1d(pnl, "pnl")
+    if not np.isfinite(p).all():
+        raise ValueError("pnl must be finite; a NaN or inf trade PnL points to an engine bug")
+    hold = _NAN
+    if holding_bars is not None:
+        h = _as_1d(holding_bars, "holding_bars")
+        if h.shape != p.shape or not (np.isfinite(h).all() and (h >= 0).all()):
+            raise ValueError(
+                f"holding_bars must hold one finite count >= 0 per trade ({p.size}), "
+                f"got shape {h.shape}"
+            )
+        hold = float(h.mean()) if h.size else _NAN
+    if p.size == 0:
+        return TradeStats(
+            count=0, win_rate=_NAN, avg_trade=_NAN, median_trade=_NAN, expectancy=_NAN,
+            profit_factor=_NAN, best_trade=_NAN, worst_trade=_NAN, avg_holding_bars=hold,
+        )  # fmt: skip
+    losers = p[p < 0]
+    avg = float(p.mean())
+    return TradeStats(
+        count=int(p.size),
+        win_rate=float(np.count_nonzero(p > 0) / p.size),
+        avg_trade=avg,
+        median_trade=float(np.median(p)),
+        expectancy=_div(avg, abs(float(losers.mean())) if losers.size else 0.0),
+        profit_factor=_div(float(p[p > 0].sum()), abs(float(losers.sum()))),
+        best_trade=float(p.max()),
+        worst_trade=float(p.min()),
+        avg_holding_bars=hold,
+    )
+
+
+def exposure(position_mask: np.ndarray) -> float:
+    """Share of bars with any open position, in [0, 1] (0.35 = in the market 35 % of the time).
+
+    ``position_mask`` is a 1-D bool array, one entry per bar (e.g. ``positions != 0`` reduced
+    over symbols with ``.any(axis=1)``). Empty: NaN.
+    """
+    mask = np.asarray(position_mask)
+    if mask.ndim != 1 or mask.dtype != np.bool_:
+        raise ValueError(
+            f"position_mask must be a 1-D bool array, got {mask.dtype} with shape {mask.shape}; "
+            "pass (positions != 0).any(axis=1)"
+        )
+    return float(np.count_nonzero(mask) / mask.size) if mask.size else _NAN
+
+
+# --- the record -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metrics:
+    """Every headline number of a run; fractions are fractions (0.12, not 12 %), money is USD.
+
+    The period statistics (``total_return`` to ``worst_period``) are the functions of this
+    module of the same name over the run's per-bar returns; ``max_drawdown_duration`` is in
+    bars. ``n_trades``, ``trade_win_rate``, ``avg_trade`` (USD), ``expectancy`` and
+    ``trade_profit_factor`` come from `trade_stats`; ``exposure`` from `exposure` (NaN when
+    no position mask was given); ``fees`` is total fees paid and ``final_equity`` the last
+    equity value, both USD. Undefined values are NaN or ``inf`` as documented per function.
+    """
+
+    total_return: float
+    cagr: float
+    annual_volatility: float
+    sharpe: float
+    sortino: float
+    calmar: float
+    max_drawdown: float
+    max_drawdown_duration: int
+    omega: float
+    tail_ratio: float
+    value_at_risk: float
+    stability: float
+    win_rate: float
+    profit_factor: float
+    best_period: float
+    worst_period: float
+    n_trades: int
+    trade_win_rate: float
+    avg_trade: float
+    expectancy: float
+    trade_profit_factor: float
+    exposure: float
+    fees: float
+    final_equity: float
+
+    def to_dict(self) -> dict[str, float]:
+        """Field name -> plain Python float (NaN and inf kept), in field order."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> Metrics:
+        """Rebuild from `to_dict` output; rejects missing and unknown keys."""
+        names = [f.name for f in fields(cls)]
+        missing, unknown = set(names) - set(data), set(data) - set(names)
+        if missing or unknown:
+            raise ValueError(
+                f"Metrics.from_dict expects exactly the Metrics fields; missing {sorted(missing)},"
+                f" unknown {sorted(unknown)}; was the saved run written by another version?"
+            )
+        values: dict[str, float | int] = {}
+        for f in fields(cls):
+            value = float(data[f.name])
+            if f.type == "int":
+                if not value.is_integer():
+                    raise ValueError(f"Metrics.{f.name} must be a whole number, got {value!r}")
+                values[f.name] = int(value)
+            else:
+                values[f.name] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def compute_metrics(
+    equity: np.ndarray,
+    *,
+    periods_per_year: float,
+    initial_cash: float,
+    trade_pnl: np.ndarray,
+    position_mask: np.ndarray | None,
+    fees: float,
+) -> Metrics:
+    """Compute every `Metrics` field for one run.
+
+    Parameters
+    ----------
+    equity : float array (n_bars,)
+        Account equity at each bar's close, USD, finite (e.g. ``[100_012.5, 99_987.0, ...]``).
+    periods_per_year : float
+        Bars per year, e.g. 98,280 for 1-minute regular-hours bars (``Bars.periods_per_year``).
+    initial_cash : float
+        Equity before the first bar, USD (> 0); the first bar's return is relative to it.
+    trade_pnl : float array (n_trades,)
+        Net PnL of each closed trade, USD.
+    position_mask : bool array (n_bars,) or None
+        True where any position was open at the bar; None leaves ``exposure`` NaN.
+    fees : float
+        Total fees and commissions paid, USD (e.g. 37.5).
+
+    Examples
+    --------
+    >>> m = compute_metrics(np.array([101.0, 99.99, 103.0]), periods_per_year=252,
+    ...     initial_cash=100.0, trade_pnl=np.array([3.0]), position_mask=None, fees=0.0)
+    >>> round(m.total_return, 4), round(m.max_drawdown, 4), m.n_trades
+    (0.03, -0.01, 1)
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    eq = _as_1d(equity, "equity")
+    if not np.isfinite(eq).all():
+        raise ValueError("equity must be finite at every bar; found NaN or inf")
+    if not (math.isfinite(initial_cash) and initial_cash > 0):
+        raise ValueError(f"initial_cash must be a positive amount in USD, got {initial_cash!r}")
+    if position_mask is not None and np.shape(position_mask) != eq.shape:
+        raise ValueError(
+            f"position_mask must have one entry per equity bar ({eq.size}), "
+            f"got shape {np.shape(position_mask)}"
+        )
+    r = returns_from_equity(eq, initial_cash=initial_cash)
+    trades = trade_stats(trade_pnl)
+    return Metrics(
+        total_return=total_return(r),
+        cagr=cagr(r, periods_per_year=ppy),
+        annual_volatility=annual_volatility(r, periods_per_year=ppy),
+        sharpe=sharpe(r, periods_per_year=ppy),
+        sortino=sortino(r, periods_per_year=ppy),
+        calmar=calmar(r, periods_per_year=ppy),
+        max_drawdown=max_drawdown(r),
+        max_drawdown_duration=max_drawdown_duration(r),
+        omega=omega(r, periods_per_year=ppy),
+        tail_ratio=tail_ratio(r),
+        value_at_risk=value_at_risk(r),
+        stability=stability(r),
+        win_rate=win_rate(r),
+        profit_factor=profit_factor(r),
+        best_period=best_period(r),
+        worst_period=worst_period(r),
+        n_trades=trades.count,
+        trade_win_rate=trades.win_rate,
+        avg_trade=trades.avg_trade,
+        expectancy=trades.expectancy,
+        trade_profit_factor=trades.profit_factor,
+        exposure=_NAN if position_mask is None else exposure(position_mask),
+        fees=float(fees),
+        final_equity=float(eq[-1]) if eq.size else float(initial_cash),
+    )

@@ -1,0 +1,72 @@
+"""How metrics are named and formatted for people (the terminal summary and the report)."""
+
+from __future__ import annotations
+
+import math
+
+# metric field -> (label, format): pct = percent, ratio = 2 decimals, int, money, periods
+METRIC_FORMATS: dict[str, tuple[str, str]] = {
+    "total_return": ("Total return", "pct"),
+    "cagr": ("CAGR", "pct"),
+    "annual_volatility": ("Volatility (ann.)", "pct"),
+    "sharpe": ("Sharpe", "ratio"),
+    "sortino": ("Sortino", "ratio"),
+    "calmar": ("Calmar", "ratio"),
+    "max_drawdown": ("Max drawdown", "pct"),
+    "max_drawdown_duration": ("Max drawdown duration (bars)", "int"),
+    "omega": ("Omega", "ratio"),
+    "tail_ratio": ("Tail ratio", "ratio"),
+    "value_at_risk": ("Value at risk (5%, per bar)", "pct"),
+    "stability": ("Stability (R²)", "ratio"),
+    "win_rate": ("Winning bars", "pct"),
+    "profit_factor": ("Profit factor (bars)", "ratio"),
+    "best_period": ("Best bar", "pct"),
+    "worst_period": ("Worst bar", "pct"),
+    "n_trades": ("Trades", "int"),
+    "trade_win_rate": ("Win rate (trades)", "pct"),
+    "avg_trade": ("Average trade", "money"),
+    "expectancy": ("Expectancy (avg trade / avg loss)", "ratio"),
+    "trade_profit_factor": ("Profit factor (trades)", "ratio"),
+    "exposure": ("Exposure", "pct"),
+    "fees": ("Fees", "money"),
+    "final_equity": ("Final equity", "money"),
+}
+
+SUMMARY = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "n_trades",
+    "trade_win_rate",
+    "exposure",
+    "fees",
+    "final_equity",
+)
+"""The metrics the terminal summary shows."""
+
+
+def fmt(value: float | int | None, kind: str) -> str:
+    """``0.1234, 'pct'`` -> ``'12.34%'``; NaN -> ``'–'``; inf -> ``'∞'``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if kind == "pct":
+        return f"{value:.2%}"
+    if kind == "ratio":
+        return f"{value:.2f}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "money":
+        return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+    return str(value)
+
+
+def label(name: str) -> str:
+    return METRIC_FORMATS[name][0]
+
+
+def format_metric(name: str, value: float | int | None) -> str:
+    return fmt(value, METRIC_FORMATS[name][1])

@@ -1,0 +1,1 @@
+"""Example strategies shipped with barlab (discovered by name, see barlab.strategy)."""

@@ -1,0 +1,205 @@
+"""The kernel against the slow reference simulator, and the account's invariants."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from barlab.bars import Bars
+from barlab.engine.backtest import BacktestOptions, simulate, to_target
+from barlab.engine.costs import Costs
+from barlab.engine.risk import RiskRules
+from barlab.result import orders_frame, trades_frame
+from barlab.strategy import Signals
+from tests.reference import simulator as ref
+
+HOUR_NS = 3600 * 10**9
+
+
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(2, 40))
+    m = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), axis=0))
+    open_ = close * np.exp(rng.normal(0, 0.01, (n, m)))
+    missing = rng.random((n, m)) < draw(st.sampled_from([0.0, 0.2]))
+    open_[missing] = np.nan
+    close[missing] = np.nan
+    choices = np.array([np.nan, 1.0, -1.0, 0.0, 0.5, -0.25])
+    density = draw(st.sampled_from([0.05, 0.2, 0.5]))
+    target = np.where(rng.random((n, m)) < density, choices[rng.integers(1, 6, (n, m))], np.nan)
+    if draw(st.booleans()):
+        target = np.abs(target)  # long only
+    # bars three hours apart: sessions change every few bars (daily loss limit resets)
+    ts = (1_672_756_200 * 10**9 + np.arange(n) * 3 * HOUR_NS).astype(np.int64)
+    bars = Bars(
+        ts_ns=ts, open=np.ascontiguousarray(open_), high=np.ascontiguousarray(close),
+        low=np.ascontiguousarray(close), close=np.ascontiguousarray(close),
+        volume=np.ones((n, m)), symbols=tuple(f"S{j}" for j in range(m)), timeframe="1m",
+        source="demo", periods_per_year=98_280,
+    )  # fmt: skip
+    opt = st.one_of(st.none(), st.floats(50, 5_000))
+    options = BacktestOptions(
+        cash=draw(st.sampled_from([1_000.0, 10_000.0])),
+        size_pct=draw(st.sampled_from([1.0, 0.5])),
+        fractional=draw(st.booleans()),
+        costs=Costs(
+            commission_rate=draw(st.sampled_from([0.0, 0.001, 0.01])),
+            commission_per_share=draw(st.sampled_from([0.0, 0.005])),
+            commission_min=draw(st.sampled_from([0.0, 1.0])),
+            slippage_bps=draw(st.sampled_from([0.0, 1.0, 25.0])),
+        ),
+        risk=RiskRules(
+            max_position_size=draw(opt), max_portfolio_value=draw(opt),
+            daily_loss_limit=draw(st.one_of(st.none(), st.floats(10, 500))),
+        ),
+    )  # fmt: skip
+    return bars, target, options
+
+
+def run_reference(bars, target, o: BacktestOptions):
+    r = o.risk
+    return ref.simulate(
+        bars.ts_ns.tolist(), bars.open.tolist(), bars.close.tolist(), target.tolist(),
+        cash=o.cash, size_pct=o.size_pct, fractional=o.fractional,
+        commission_rate=o.costs.commission_rate, commission_per_share=o.costs.commission_per_share,
+        commission_min=o.costs.commission_min, slippage_bps=o.costs.slippage_bps,
+        max_position_size=r.max_position_size or math.inf,
+        max_portfolio_value=r.max_portfolio_value or math.inf,
+        daily_loss_limit=r.daily_loss_limit or math.inf,
+    )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_kernel_matches_reference(case):
+    bars, target, options = case
+    sim = simulate(bars, target, options)
+    want = run_reference(bars, target, options)
+
+    orders = orders_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()
+    assert len(orders) == len(want.orders)
+    for got, exp in zip(orders, want.orders, strict=True):
+        assert got["created_bar"] == exp.created_bar
+        assert got["fill_bar"] == exp.fill_bar
+        assert got["symbol"] == bars.symbols[exp.symbol]
+        assert (got["side"], got["status"], got["reason"]) == (exp.side, exp.status, exp.reason)
+        assert got["requested_qty"] == exp.requested_qty
+        assert got["qty"] == exp.qty
+        assert got["price"] == exp.price
+        assert got["fee"] == pytest.approx(exp.fee, rel=1e-12, abs=1e-12)
+
+    trades = trades_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()
+    assert len(trades) == len(want.trades)
+    for got, exp in zip(trades, want.trades, strict=True):
+        assert got["symbol"] == bars.symbols[exp.symbol]
+        assert got["direction"] == ("long" if exp.direction > 0 else "short")
+        assert (got["entry_bar"], got["exit_bar"]) == (exp.entry_bar, exp.exit_bar)
+        assert got["is_open"] == exp.is_open
+        assert got["size"] == exp.size
+        for key in ("entry_price", "exit_price", "pnl", "fees"):
+            assert got[key] == pytest.approx(getattr(exp, key), rel=1e-9, abs=1e-9)
+
+    np.testing.assert_allclose(sim.equity, want.equity, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sim.cash, want.cash, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(sim.positions, np.array(want.positions))
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_account_invariants(case):
+    bars, target, options = case
+    sim = simulate(bars, target, options)
+    # equity is cash plus positions marked at the last known close
+    last = np.copy(bars.close)
+    for t in range(1, len(last)):
+        gap = np.isnan(last[t])
+        last[t, gap] = last[t - 1, gap]
+    held = np.where(sim.positions != 0.0, sim.positions * np.nan_to_num(last), 0.0)
+    np.testing.assert_allclose(sim.equity, sim.cash + held.sum(axis=1), rtol=1e-9, atol=1e-6)
+    orders = orders_frame(sim, bars.ts_ns, list(bars.symbols))
+    filled = orders.filter(orders["qty"] > 0)
+    # a fill never exceeds the position cap, and never spends cash the account lacks
+    cap = options.risk.max_position_size
+    if cap is not None:
+        held_after = np.abs(sim.positions[filled["fill_bar"].to_numpy(), 0])
+        assert held_after.shape[0] == filled.height
+    for row in filled.iter_rows(named=True):
+        j = bars.symbols.index(row["symbol"])
+        after = abs(sim.positions[row["fill_bar"], j]) * row["price"]
+        before = abs(sim.positions[row["fill_bar"] - 1, j]) * row["price"] if row["fill_bar"] else 0
+        if cap is not None and after > before:
+            assert after <= cap + 1e-6
+    if not np.any(target < 0):
+        assert np.all(sim.cash >= -1e-9)
+
+
+def test_no_signals_no_trades(bars: Bars):
+    target = np.full(bars.close.shape, np.nan)
+    sim = simulate(bars, target, BacktestOptions())
+    assert len(sim.orders_i) == 0 and len(sim.trades_i) == 0
+    assert np.all(sim.equity == 100_000.0)
+
+
+def test_signal_fills_at_next_open_with_slippage(bars: Bars):
+    target = np.full(bars.close.shape, np.nan)
+    target[10, 0] = 1.0
+    target[20, 0] = 0.0
+    sim = simulate(bars, target, BacktestOptions(costs=Costs(slippage_bps=10.0)))
+    orders = orders_frame(sim, bars.ts_ns, list(bars.symbols))
+    assert orders["fill_bar"].to_list() == [11, 21]
+    buy_px = bars.open[11, 0] * 1.001
+    assert orders["price"][0] == pytest.approx(buy_px)
+    # half the equity for each of the two symbols, whole shares
+    assert orders["qty"][0] == math.floor(50_000 / buy_px)
+    assert orders["price"][1] == pytest.approx(bars.open[21, 0] * 0.999)
+
+
+def test_entries_exits_become_targets():
+    shape = (6, 1)
+    entries = np.zeros(shape, bool)
+    exits = np.zeros(shape, bool)
+    entries[[1, 2], 0] = True  # the second entry while long changes nothing
+    exits[[0, 4], 0] = True  # an exit while flat changes nothing
+    target = to_target(Signals(entries=entries, exits=exits), shape)
+    np.testing.assert_array_equal(np.isnan(target[:, 0]), [True, False, True, True, False, True])
+    assert target[1, 0] == 1.0 and target[4, 0] == 0.0
+
+
+def test_short_exit_does_not_close_long():
+    shape = (4, 1)
+    z = np.zeros(shape, bool)
+    entries, short_exits = z.copy(), z.copy()
+    entries[0, 0] = True
+    short_exits[2, 0] = True
+    target = to_target(Signals(entries=entries, exits=z, short_exits=short_exits), shape)
+    assert target[0, 0] == 1.0 and np.isnan(target[2, 0])
+
+
+def test_session_ids_follow_new_york_dates():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from barlab.engine.backtest import session_ids
+
+    # minute bars around both 2023 DST changes and across New York midnight
+    starts = [dt.datetime(2023, 3, 10, 18, 0), dt.datetime(2023, 11, 3, 18, 0)]
+    ts = np.concatenate(
+        [
+            np.arange(4 * 24 * 60) * 60 * 10**9
+            + int(s.replace(tzinfo=ZoneInfo("America/New_York")).timestamp()) * 10**9
+            for s in starts
+        ]
+    ).astype(np.int64)
+    want = [
+        (dt.datetime.fromtimestamp(t / 1e9, ZoneInfo("America/New_York")).date()
+         - dt.date(1970, 1, 1)).days
+        for t in ts
+    ]  # fmt: skip
+    np.testing.assert_array_equal(session_ids(ts), want)

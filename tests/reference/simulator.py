@@ -1,0 +1,260 @@
+"""A slow, obviously-correct account simulator: the engine kernel must agree with it exactly.
+
+Plain Python, one bar and one symbol at a time, written from the rules in
+barlab/engine/kernel.py's docstring, not from the kernel's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+NY = ZoneInfo("America/New_York")
+
+
+@dataclass
+class Order:
+    created_bar: int
+    fill_bar: int
+    symbol: int
+    side: str  # "buy" / "sell"
+    requested_qty: float
+    qty: float
+    price: float
+    fee: float
+    status: str  # filled / resized / refused
+    reason: str
+
+
+@dataclass
+class Trade:
+    symbol: int
+    direction: int
+    entry_bar: int
+    exit_bar: int = -1
+    is_open: bool = True
+    size: float = 0.0  # shares bought (long) or sold (short) to open
+    opened_value: float = 0.0
+    closed_qty: float = 0.0
+    closed_value: float = 0.0
+    bought: float = 0.0  # dollars spent buying, all fills of the trade
+    sold: float = 0.0
+    fees: float = 0.0
+    entry_price: float = 0.0
+    exit_price: float = 0.0
+    pnl: float = 0.0
+
+
+@dataclass
+class Account:
+    equity: list[float] = field(default_factory=list)
+    cash: list[float] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    positions: list[list[float]] = field(default_factory=list)
+
+
+def fee_for(qty, price, rate, per_share, minimum):
+    fee = qty * price * rate + qty * per_share
+    if 0 < fee < minimum:
+        fee = minimum
+    return fee
+
+
+def whole(qty, fractional):
+    return qty if fractional else float(math.floor(qty))
+
+
+def sign(x):
+    return (x > 0) - (x < 0)
+
+
+def adds_exposure(old, new):
+    return new != 0 and (sign(new) != sign(old) or abs(new) > abs(old))
+
+
+def clamp_added(old, new, limit):
+    """Let ``new`` add at most ``limit`` shares of exposure on top of what ``old`` holds."""
+    cap = max(limit, abs(old)) if old != 0 and sign(new) == sign(old) else limit
+    return sign(new) * cap if abs(new) > cap else new
+
+
+def ny_day(ts_ns):
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).astimezone(NY).date()
+
+
+def simulate(
+    ts_ns, open_, close, target, *, cash, size_pct=1.0, commission_rate=0.0,
+    commission_per_share=0.0, commission_min=0.0, slippage_bps=0.0, fractional=False,
+    max_position_size=math.inf, max_portfolio_value=math.inf, daily_loss_limit=math.inf,
+):  # fmt: skip
+    n = len(open_)
+    m = len(open_[0]) if n else 0
+    acct = Account()
+    pos = [0.0] * m
+    last = [math.nan] * m
+    pending: dict[int, tuple[float, int]] = {}  # symbol -> (target, created bar)
+    open_trade: dict[int, Trade] = {}
+    day_start = cash
+    halted = False
+    prev_equity = cash
+
+    def price_for(o, side):
+        return o * (1 + side * slippage_bps * 1e-4)
+
+    for t in range(n):
+        if t == 0 or ny_day(ts_ns[t]) != ny_day(ts_ns[t - 1]):
+            day_start, halted = prev_equity, False
+        fillable = [j for j in range(m) if j in pending and math.isfinite(open_[t][j])]
+        if fillable:
+            marks = [open_[t][j] if math.isfinite(open_[t][j]) else last[j] for j in range(m)]
+            equity_open = marked(cash, pos, marks)
+            wants = {}
+            for j in fillable:
+                tg, _ = pending[j]
+                px = price_for(open_[t][j], 1 if tg > 0 else -1)
+                value = abs(tg) * (size_pct / m) * max(equity_open, 0.0)
+                unit = px * (1 + commission_rate) + commission_per_share
+                wants[j] = sign(tg) * whole(value / unit, fractional)
+            for j in fillable:
+                if wants[j] == pos[j]:
+                    del pending[j]
+            # sells first, then buys, each in symbol order
+            for side in (-1, 1):
+                for j in fillable:
+                    if j not in pending or sign(wants[j] - pos[j]) != side:
+                        continue
+                    _, created = pending.pop(j)
+                    want = wants[j]
+                    px = price_for(open_[t][j], side)
+                    reason = ""
+                    new = want
+                    if abs(want) * px > max_position_size:
+                        new = clamp_added(pos[j], want, whole(max_position_size / px, fractional))
+                        reason = "max_position_size"
+                    if halted and adds_exposure(pos[j], new):
+                        new = pos[j] if sign(new) == sign(pos[j]) else 0.0
+                        reason = "daily_loss_limit"
+                    if adds_exposure(pos[j], new) and max_portfolio_value < math.inf:
+                        others = sum(abs(pos[k]) * marks[k] for k in range(m) if k != j and pos[k])
+                        room = max(max_portfolio_value - others, 0.0)
+                        limited = clamp_added(pos[j], new, whole(room / px, fractional))
+                        if limited != new:
+                            new, reason = limited, "max_portfolio_value"
+                    qty = abs(new - pos[j]) if sign(new - pos[j]) == side else 0.0
+                    if side == 1 and qty > 0:
+                        args = (commission_rate, commission_per_share, commission_min)
+                        if qty * px + fee_for(qty, px, *args) > cash:
+                            qty = min(qty, affordable(cash, px, *args, fractional))
+                            reason = "insufficient_cash"
+                    requested = abs(want - pos[j])
+                    if qty <= 0:
+                        acct.orders.append(
+                            Order(
+                                created,
+                                t,
+                                j,
+                                "buy" if side > 0 else "sell",
+                                requested,
+                                0.0,
+                                px,
+                                0.0,
+                                "refused",
+                                reason,
+                            )
+                        )
+                        continue
+                    fee = fee_for(qty, px, commission_rate, commission_per_share, commission_min)
+                    status = "filled" if qty == requested else "resized"
+                    acct.orders.append(
+                        Order(
+                            created,
+                            t,
+                            j,
+                            "buy" if side > 0 else "sell",
+                            requested,
+                            qty,
+                            px,
+                            fee,
+                            status,
+                            reason,
+                        )
+                    )
+                    cash -= side * qty * px + fee
+                    book_fill(acct, open_trade, j, t, pos[j], side, qty, px, fee)
+                    pos[j] += side * qty
+        for j in range(m):
+            if math.isfinite(close[t][j]):
+                last[j] = close[t][j]
+        equity = marked(cash, pos, last)
+        acct.equity.append(equity)
+        acct.cash.append(cash)
+        acct.positions.append(list(pos))
+        for j in range(m):
+            if not math.isnan(target[t][j]):
+                pending[j] = (target[t][j], t)
+        prev_equity = equity
+        if equity <= day_start - daily_loss_limit:
+            halted = True
+    for j, tr in open_trade.items():
+        tr.entry_price = tr.opened_value / tr.size
+        tr.exit_price = last[j]
+        tr.exit_bar = n - 1
+        tr.pnl = tr.sold - tr.bought + pos[j] * last[j] - tr.fees
+    return acct
+
+
+def marked(cash, pos, prices):
+    """Cash plus each position at its price, added up in symbol order."""
+    total = cash
+    for q, p in zip(pos, prices, strict=True):
+        if q != 0:
+            total += q * p
+    return total
+
+
+def affordable(cash, px, rate, per_share, minimum, fractional):
+    if cash <= 0:
+        return 0.0
+    qty = cash / (px * (1 + rate) + per_share)
+    if (rate > 0 or per_share > 0) and qty * px * rate + qty * per_share < minimum:
+        qty = (cash - minimum) / px
+    if not fractional:
+        qty = float(math.floor(qty)) if qty > 0 else 0.0
+    return max(qty, 0.0)
+
+
+def book_fill(acct, open_trade, j, t, old, side, qty, px, fee):
+    """Add a fill to the symbol's round trip: close the old position first, then open."""
+    closing = min(qty, abs(old)) if old != 0 and sign(old) != side else 0.0
+    opening = qty - closing
+    if closing:
+        tr = open_trade[j]
+        share = fee * closing / qty
+        tr.fees += share
+        tr.closed_qty += closing
+        tr.closed_value += closing * px
+        if side > 0:
+            tr.bought += closing * px
+        else:
+            tr.sold += closing * px
+        if closing == abs(old):
+            tr.exit_bar, tr.is_open = t, False
+            tr.entry_price = tr.opened_value / tr.size
+            tr.exit_price = tr.closed_value / tr.closed_qty
+            tr.pnl = tr.sold - tr.bought - tr.fees
+            del open_trade[j]
+    if opening:
+        if j not in open_trade:
+            open_trade[j] = Trade(symbol=j, direction=side, entry_bar=t)
+            acct.trades.append(open_trade[j])
+        tr = open_trade[j]
+        tr.fees += fee - (fee * closing / qty if closing else 0.0)
+        tr.size += opening
+        tr.opened_value += opening * px
+        if side > 0:
+            tr.bought += opening * px
+        else:
+            tr.sold += opening * px
