@@ -195,9 +195,11 @@ def backtest_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace, config: Any) -> int:
     import barlab
     from barlab.config import secrets
-    from barlab.data.request import REAL_DATA_HINT, load_request, resolve_source
+    from barlab.data.request import REAL_DATA_HINT, load_request, parse_date, resolve_source
 
     started = time.perf_counter()
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to") if args.end else None
     strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
     strategy = strategy_cls(**parse_params(args.param))
     options = backtest_options(args, config)
@@ -211,7 +213,7 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
             file=sys.stderr,
         )
     bars = load_request(
-        args.symbols, args.start, args.end, timeframe=args.timeframe, source=source, config=config
+        args.symbols, start, end, timeframe=args.timeframe, source=source, config=config
     )
     result = barlab.backtest(strategy, bars, **options)
     result = result.save(config.reports_dir, config=config.to_dict(), report=not args.no_report)

@@ -123,7 +123,7 @@ def test_secrets_never_reach_saved_runs(home):
     ("args", "code", "words"),
     [
         (("run", "sma_crosover", "--from", "2023-01-01"), 2, ["did you mean sma_crossover"]),
-        (("run", "sma_crossover", "--from", "2023-13-01"), 2, ["'2023-13-01' is not a date"]),
+        (("run", "sma_crossover", "--from", "2023-13-01"), 2, ["--from: '2023-13-01' is not"]),
         (("run", "sma_crossover", "--from", "2023-02-01", "--to", "2023-01-01"), 2, ["after"]),
         (("run", "sma_crossover", "--from", "2023-12-25", "--to", "2023-12-25"), 2,
          ["no trading days"]),

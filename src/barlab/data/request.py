@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from barlab.bars import TIMEFRAMES, Bars
+from barlab.bars import Bars
 from barlab.errors import UsageError
 
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
@@ -87,11 +87,7 @@ def load_request(
         raise UsageError("start: a start date is required, e.g. 2023-01-03")
     first = parse_date(start, "start")
     last = parse_date(end, "end") if end is not None else yesterday()
-    if first > last:
-        raise UsageError(f"start {first} is after end {last}; swap them or fix one")
     tf = timeframe or cfg.strategy.timeframe
-    if tf not in TIMEFRAMES:
-        raise UsageError(f"timeframe {tf!r} is not supported; use one of {', '.join(TIMEFRAMES)}")
     wanted = source or cfg.data.source
     if wanted not in SOURCES:
         raise UsageError(f"unknown source {wanted!r}; use one of {', '.join(SOURCES)}")
