@@ -25,7 +25,7 @@ def naive_sma(x: np.ndarray, window: int) -> np.ndarray:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(0, 60), st.integers(1, 3)),
+    arrays(np.float64, st.tuples(st.integers(0, 60), st.integers(1, 12)),
            elements=st.one_of(st.floats(1, 1000), st.just(np.nan))),
     st.integers(1, 12),
 )  # fmt: skip
