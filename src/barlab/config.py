@@ -3,8 +3,9 @@
 Where the file comes from, first found: ``$BARLAB_CONFIG``, ``./backtest.toml``, then
 ``$XDG_CONFIG_HOME/barlab/backtest.toml`` (``~/.config/barlab/backtest.toml``). Every key can be
 overridden as ``BARLAB_<SECTION>_<KEY>`` (``BARLAB_RISK_DAILY_LOSS_LIMIT=2000``), and
-``BARLAB_DATA_DIR`` / ``BARLAB_REPORTS_DIR`` move the cache and the runs. Unknown keys and
-wrong types are errors.
+``BARLAB_DATA_DIR`` / ``BARLAB_REPORTS_DIR`` move the cache and the runs; the vendors' own
+``POLYGON_BASE_URL``, ``POLYGON_REQUESTS_PER_MINUTE``, ``APCA_DATA_BASE_URL`` and
+``FINNHUB_BASE_URL`` set those keys too. Unknown keys and wrong types are errors.
 
 API keys are not configuration: they come only from the environment or a git-ignored ``.env``
 file (:func:`secrets`) and are never printed, logged or saved.
@@ -87,6 +88,43 @@ class RiskConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PolygonConfig:
+    base_url: str = "https://api.polygon.io"
+    """Overridden by $POLYGON_BASE_URL (e.g. a local emulator)."""
+    requests_per_minute: float = 5.0
+    """The free plan's limit; raise it for a paid plan (or $POLYGON_REQUESTS_PER_MINUTE)."""
+    adjusted: bool = True
+    """Split-adjusted prices."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlpacaConfig:
+    data_base_url: str = "https://data.alpaca.markets"
+    """Overridden by $APCA_DATA_BASE_URL."""
+    requests_per_minute: float = 200.0
+    feed: str = "iex"
+    """iex (free plans) or sip."""
+    adjustment: str = "split"
+    """raw, split, dividend or all."""
+
+    def __post_init__(self) -> None:
+        if self.feed not in ("iex", "sip"):
+            raise ConfigError(f"alpaca.feed must be iex or sip, got {self.feed!r}")
+        if self.adjustment not in ("raw", "split", "dividend", "all"):
+            raise ConfigError(
+                f"alpaca.adjustment must be raw, split, dividend or all, got {self.adjustment!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinnhubConfig:
+    base_url: str = "https://finnhub.io/api/v1"
+    """Overridden by $FINNHUB_BASE_URL."""
+    requests_per_minute: float = 60.0
+    requests_per_second: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemConfig:
     log_level: str = "WARNING"
     reports_dir: str = "reports"
@@ -106,6 +144,9 @@ class Config:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    polygon: PolygonConfig = field(default_factory=PolygonConfig)
+    alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
+    finnhub: FinnhubConfig = field(default_factory=FinnhubConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     path: str | None = None
     """The file it was read from, if any."""
@@ -129,9 +170,19 @@ _SECTIONS: dict[str, type] = {
     "strategy": StrategyConfig,
     "backtest": BacktestConfig,
     "risk": RiskConfig,
+    "polygon": PolygonConfig,
+    "alpaca": AlpacaConfig,
+    "finnhub": FinnhubConfig,
     "system": SystemConfig,
 }
-_ALIASES = {"BARLAB_REPORTS_DIR": ("system", "reports_dir")}
+# Environment variables that set a key without the BARLAB_ prefix (the vendors' own names).
+_ALIASES = {
+    "BARLAB_REPORTS_DIR": ("system", "reports_dir"),
+    "POLYGON_BASE_URL": ("polygon", "base_url"),
+    "POLYGON_REQUESTS_PER_MINUTE": ("polygon", "requests_per_minute"),
+    "APCA_DATA_BASE_URL": ("alpaca", "data_base_url"),
+    "FINNHUB_BASE_URL": ("finnhub", "base_url"),
+}
 _NOT_KEYS = {"BARLAB_CONFIG"}
 
 
@@ -170,7 +221,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             raise ConfigError(f"{where}: {name} must be a [section]")
         sections[name] = dict(values)
     for var, value in os.environ.items():
-        if not var.startswith("BARLAB_") or var in _NOT_KEYS:
+        if var in _NOT_KEYS or not (var.startswith("BARLAB_") or var in _ALIASES):
             continue
         section, key = _ALIASES.get(var) or _split_env(var)
         sections.setdefault(section, {})[key] = _EnvValue(var, value)
