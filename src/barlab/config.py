@@ -34,12 +34,23 @@ class DataConfig:
     source: str = "auto"
     """Where bars come from: auto (Polygon when POLYGON_API_KEY is set, else the demo market),
     demo, polygon, alpaca, finnhub or import."""
+    fallback: list[str] = field(default_factory=list)
+    """Failover order for downloads, e.g. ["polygon", "alpaca", "finnhub"]: when a source fails
+    for a symbol, the next one fills that symbol's whole series (under its own source)."""
+    session: str = "rth"
+    """Bars a backtest sees: rth (regular trading hours) or all (extended hours too)."""
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(
                 f"data.source must be one of {', '.join(SOURCES)}, got {self.source!r}"
             )
+        vendors = ("polygon", "alpaca", "finnhub", "demo")
+        bad = [s for s in self.fallback if s not in vendors]
+        if bad:
+            raise ConfigError(f"data.fallback may list {', '.join(vendors)}; got {bad}")
+        if self.session not in ("rth", "all"):
+            raise ConfigError(f"data.session must be rth or all, got {self.session!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ def make_frame(
             "volume": np.full(n, 1000.0),
             "vwap": close - 0.005,
             "n_trades": np.full(n, 10, dtype=np.int64),
+            "extended": np.zeros(n, dtype=bool),
         },
         schema=SCHEMA,
     )

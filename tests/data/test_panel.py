@@ -60,14 +60,17 @@ def test_second_load_reads_the_cache_without_the_provider(tmp_path, fetch_calls)
     assert again.version != first.version  # another range
     assert load_bars(["AAPL", "SPY"], *WEEK, data_dir=tmp_path).version == first.version
     load_bars(["AAPL"], dt.date(2023, 3, 1), dt.date(2023, 5, 10), data_dir=tmp_path)
-    assert fetch_calls == [("AAPL", dt.date(2023, 4, 1), dt.date(2023, 5, 31))]  # one run
+    assert fetch_calls == [  # one fetch per missing month, so a kill loses at most one
+        ("AAPL", dt.date(2023, 4, 1), dt.date(2023, 4, 30)),
+        ("AAPL", dt.date(2023, 5, 1), dt.date(2023, 5, 31)),
+    ]
 
 
 def test_one_info_line_per_cache_fill(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="barlab.data.panel"):
+    with caplog.at_level(logging.INFO, logger="barlab.data.download"):
         load_bars(["AAPL", "MSFT"], *WEEK, data_dir=tmp_path)
         load_bars(["AAPL", "MSFT"], *WEEK, data_dir=tmp_path)
-    fills = [r.getMessage() for r in caplog.records if r.name == "barlab.data.panel"]
+    fills = [r.getMessage() for r in caplog.records if r.name == "barlab.data.download"]
     assert len(fills) == 2
     assert all(m.startswith("cache fill: demo 1m ") for m in fills)
 
@@ -117,8 +120,8 @@ def test_a_source_without_a_provider_names_what_is_missing(tmp_path):
         )
     msg = str(e.value)
     assert "polygon 1m bars for AAPL are not cached for 2023-04" in msg
-    assert "downloading from 'polygon' is not available yet" in msg
-    assert "barlab can fetch from: demo" in msg
+    assert "barlab cannot download from 'polygon'" in msg
+    assert "backtest data import" in msg
 
 
 def test_providers_plug_in_through_the_registry(tmp_path, monkeypatch):
@@ -199,12 +202,13 @@ def test_union_without_the_minute_grid_falls_back_to_sorting():
     assert rows[0].tolist() == [0, 2] and rows[1].tolist() == [1, 2] and rows[2].tolist() == []
 
 
-def test_each_run_of_missing_months_is_one_fetch(tmp_path, fetch_calls):
+def test_each_missing_month_is_one_fetch(tmp_path, fetch_calls):
     load_bars(["AAPL"], dt.date(2023, 1, 3), dt.date(2023, 1, 6), data_dir=tmp_path)
     load_bars(["AAPL"], dt.date(2023, 3, 1), dt.date(2023, 3, 3), data_dir=tmp_path)
     fetch_calls.clear()
     load_bars(["AAPL"], dt.date(2023, 1, 3), dt.date(2023, 5, 5), data_dir=tmp_path)
     assert fetch_calls == [
         ("AAPL", dt.date(2023, 2, 1), dt.date(2023, 2, 28)),
-        ("AAPL", dt.date(2023, 4, 1), dt.date(2023, 5, 31)),
+        ("AAPL", dt.date(2023, 4, 1), dt.date(2023, 4, 30)),
+        ("AAPL", dt.date(2023, 5, 1), dt.date(2023, 5, 31)),
     ]

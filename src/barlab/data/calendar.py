@@ -110,6 +110,31 @@ def sessions(start: dt.date, end: dt.date) -> Sessions:
     return cal[lo:hi]
 
 
+def extended_hours(ts_ns: np.ndarray, timeframe: str) -> np.ndarray:
+    """True for bars that do not overlap a session's regular hours (pre-market, after-hours,
+    or a day the exchange was closed); daily bars are never extended.
+
+    A bar overlaps the session when it starts before the close and ends after the open, so the
+    09:00 hour bar (09:30-10:00 trades) is regular, and the early closes and DST are the
+    calendar's.
+    """
+    if timeframe == "1d" or len(ts_ns) == 0:
+        return np.zeros(len(ts_ns), dtype=bool)
+    bar_ns = TIMEFRAMES[timeframe] * 10**9
+    first = dt.datetime.fromtimestamp(int(ts_ns.min()) // 10**9 - 86_400, tz=dt.UTC).date()
+    last = dt.datetime.fromtimestamp(int(ts_ns.max()) // 10**9 + 86_400, tz=dt.UTC).date()
+    lo, hi = supported_range()
+    sess = sessions(min(max(first, lo), hi), max(min(last, hi), lo))
+    if len(sess) == 0:
+        return np.ones(len(ts_ns), dtype=bool)
+    # the session whose close is the first after the bar's start
+    i = np.searchsorted(sess.close_ns, ts_ns, side="right")
+    inside = i < len(sess)
+    i = np.minimum(i, len(sess) - 1)
+    regular = inside & (ts_ns + bar_ns > sess.open_ns[i]) & (ts_ns < sess.close_ns[i])
+    return ~regular
+
+
 def periods_per_year(timeframe: str) -> float:
     """Bars in a trading year of regular hours (252 sessions), used to annualise statistics.
 

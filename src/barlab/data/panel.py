@@ -7,22 +7,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from barlab.bars import TIMEFRAMES, Bars
-from barlab.data import calendar
-from barlab.data.calendar import NS_PER_MINUTE, day_start_ns
+from barlab.data import calendar, download
+from barlab.data.calendar import NS_PER_MINUTE
 from barlab.data.providers import PROVIDERS, Provider, get_provider
-from barlab.data.schema import normalize
-from barlab.data.store import SOURCE_NAME, TICKER, Store, month_days
+from barlab.data.store import SESSIONS, SOURCE_NAME, TICKER, Store
 from barlab.errors import CacheError, DataError, DataRequestError, UsageError
+
+if TYPE_CHECKING:
+    from barlab.config import Config
 
 __all__ = ["load_bars"]
 
@@ -40,6 +41,8 @@ def load_bars(
     timeframe: str = "1m",
     source: str = "demo",
     data_dir: Path,
+    session: str = "rth",
+    config: Config | None = None,
 ) -> Bars:
     """Bars of ``symbols`` from ``start`` 00:00 to ``end`` 23:59:59 New York, aligned.
 
@@ -60,6 +63,11 @@ def load_bars(
         are read from the cache; sources in :data:`PROVIDERS` can fill it.
     data_dir : pathlib.Path
         Root of the cache, e.g. ``Path("data")``.
+    session : str
+        ``"rth"`` (regular trading hours, from the NYSE calendar) or ``"all"`` (extended hours
+        too, where the source has them).
+    config : Config, optional
+        Connects vendor providers (base URL, rate limit); read from the usual places if None.
 
     Raises
     ------
@@ -88,9 +96,12 @@ def load_bars(
             f"no trading days between {start} and {end} (the NYSE was closed: weekends and "
             "holidays); widen the range"
         )
+    if session not in SESSIONS:
+        raise UsageError(f"session {session!r} is not one of {', '.join(SESSIONS)}")
     store = Store(data_dir)
     key = {"source": source, "timeframe": timeframe, "start": start, "end": end}
-    ts, arrays = _load_aligned(store, get_provider(source), syms, key)
+    provider = get_provider(source, config)
+    ts, arrays = _load_aligned(store, provider, syms, key, session)
     if len(ts) == 0:
         raise DataError(
             f"the {source} cache holds no {timeframe} bars for {', '.join(syms)} between {start} "
@@ -108,7 +119,7 @@ def load_bars(
 
 
 def _load_aligned(
-    store: Store, provider: Provider | None, syms: list[str], key: dict[str, Any]
+    store: Store, provider: Provider | None, syms: list[str], key: dict[str, Any], session: str
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill, read and align: the union of timestamps and one (n_bars, n_symbols) array per field.
 
@@ -120,10 +131,10 @@ def _load_aligned(
 
     def fill(sym: str) -> str:
         _fill(store, provider, sym, **key)
-        return store.timestamps_key(symbol=sym, **key)
+        return store.timestamps_key(symbol=sym, session=session, **key)
 
     def stamps(sym: str) -> np.ndarray:
-        return _epoch_ns(store.read(symbol=sym, columns=["ts"], **key))
+        return _epoch_ns(store.read(symbol=sym, columns=["ts"], session=session, **key))
 
     with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
         ts_keys = list(pool.map(fill, syms))
@@ -138,7 +149,7 @@ def _load_aligned(
         arrays = {f: np.empty(shape) if dense else np.full(shape, np.nan) for f in FIELDS}
 
         def place(j: int) -> None:
-            df = store.read(symbol=syms[j], columns=["ts", *FIELDS], **key)
+            df = store.read(symbol=syms[j], columns=["ts", *FIELDS], session=session, **key)
             if not np.array_equal(_epoch_ns(df), per_symbol[j]):
                 raise CacheError(
                     f"the {key['source']} cache of {syms[j]} under {store.root} changed while "
@@ -186,58 +197,21 @@ def _fill(
     start: dt.date,
     end: dt.date,
 ) -> None:
-    """Fetch the whole months of ``start``..``end`` the cache lacks, one fetch per run of months."""
-    version = provider.VERSION if provider is not None else None
-    key = {"source": source, "timeframe": timeframe, "symbol": symbol}
-    gaps = store.coverage(**key, start=start, end=end, provider_version=version)
-    if not gaps:
-        return
+    """Fetch the months of ``start``..``end`` the cache lacks (see :mod:`barlab.data.download`)."""
     if provider is None:
-        missing = ", ".join(g.month for g in gaps)
-        raise DataError(
-            f"{source} {timeframe} bars for {symbol} are not cached for {missing} "
-            f"({gaps[0].reason}) under {store.root}; downloading from {source!r} is not "
-            f"available yet (barlab can fetch from: {', '.join(PROVIDERS)})"
+        gaps = store.coverage(
+            source=source, timeframe=timeframe, symbol=symbol, start=start, end=end
         )
-    for run in _runs([g.month for g in gaps]):
-        started = time.perf_counter()
-        first, last = month_days(run[0])[0], month_days(run[-1])[1]
-        bars = normalize(provider.fetch(symbol, first, last, timeframe=timeframe))
-        ts = bars["ts"].dt.epoch("ns").to_numpy()
-        bounds = [day_start_ns(month_days(m)[0]) for m in run] + [
-            day_start_ns(last + dt.timedelta(days=1))
-        ]
-        cuts = np.searchsorted(ts, bounds)
-        if cuts[0] != 0 or cuts[-1] != len(ts):
+        if gaps:
+            missing = ", ".join(g.month for g in gaps)
             raise DataError(
-                f"{source} answered bars for {symbol} outside {first} to {last}; "
-                "this is a bug in its provider module"
+                f"{source} {timeframe} bars for {symbol} are not cached for {missing} "
+                f"({gaps[0].reason}) under {store.root}; barlab cannot download from "
+                f"{source!r} (it can from: {', '.join(PROVIDERS)}); for your own files use "
+                "`backtest data import`"
             )
-        for month, lo, hi in zip(run, cuts[:-1], cuts[1:], strict=True):
-            m_first, m_last = month_days(month)
-            store.write_month(
-                bars.slice(int(lo), int(hi - lo)), **key, month=month,
-                coverage_start=m_first, coverage_end=m_last, provider_version=provider.VERSION,
-            )  # fmt: skip
-        log.info(
-            "cache fill: %s %s %s %s to %s, %s bars in %s month file(s), %.2f s",
-            source, timeframe, symbol, first, last, len(ts), len(run),
-            time.perf_counter() - started,
-        )  # fmt: skip
-
-
-def _runs(months: list[str]) -> list[list[str]]:
-    """Split sorted ``"YYYY-MM"`` months into runs of consecutive months."""
-    runs: list[list[str]] = []
-    previous = -2
-    for month in months:
-        index = int(month[:4]) * 12 + int(month[5:])
-        if index == previous + 1:
-            runs[-1].append(month)
-        else:
-            runs.append([month])
-        previous = index
-    return runs
+        return
+    download.fill(store, provider, symbol, source=source, timeframe=timeframe, start=start, end=end)
 
 
 def _epoch_ns(df: pl.DataFrame) -> np.ndarray:

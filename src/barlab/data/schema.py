@@ -22,11 +22,14 @@ SCHEMA = pl.Schema(
         "volume": pl.Float64,
         "vwap": pl.Float64,
         "n_trades": pl.Int64,
+        "extended": pl.Boolean,
     }
 )
-"""Column names and types of a frame of bars, in order; ``vwap`` and ``n_trades`` may be null."""
+"""Column names and types of a frame of bars, in order; ``vwap`` and ``n_trades`` may be null.
+``extended`` is True for bars outside regular trading hours (pre-market, after-hours), as
+flagged from the NYSE calendar by :func:`barlab.data.calendar.extended_hours`."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever :data:`SCHEMA` or its meaning changes; cached files of another version
 are stale."""
 
@@ -67,6 +70,8 @@ def normalize(df: pl.DataFrame) -> pl.DataFrame:
     columns = [ts.alias("ts")]
     for name, dtype in list(SCHEMA.items())[1:]:
         col = pl.col(name) if name in df.columns else pl.lit(None)
+        if name == "extended":
+            col = col.fill_null(False)
         columns.append(col.cast(dtype, strict=True).alias(name))
     try:
         return df.select(columns).sort("ts", maintain_order=True)
@@ -91,6 +96,23 @@ def _checks() -> list[tuple[str, pl.Expr]]:
         ("ts is before the previous bar's (unsorted)", dts < 0),
     ]
     return checks
+
+
+def quarantine(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split normalized bars into the clean ones and the bad ones, never dropping any.
+
+    The bad frame has the columns of :data:`SCHEMA` plus ``reason`` (everything wrong with the
+    bar, e.g. ``"high is below max(open, close); volume is negative"``). A bar that repeats the
+    previous bar's time is bad; the first of them stays.
+    """
+    checks = _checks()
+    reasons = [pl.when(expr.fill_null(False)).then(pl.lit(name)) for name, expr in checks]
+    marked = df.with_columns(pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("r"))
+    marked = marked.with_columns(
+        pl.when(pl.col("r") == "").then(None).otherwise(pl.col("r")).alias("reason")
+    ).drop("r")
+    good = marked.filter(pl.col("reason").is_null()).drop("reason")
+    return good, marked.filter(pl.col("reason").is_not_null())
 
 
 def validate(df: pl.DataFrame, *, symbol: str, source: str) -> None:
@@ -177,6 +199,7 @@ def resample(df: pl.DataFrame, timeframe: str) -> pl.DataFrame:
             pl.when(pl.col("n_trades").is_not_null().any())
             .then(pl.col("n_trades").sum())
             .alias("n_trades"),
+            pl.col("extended").all(),
         )
         .sort("ts")
     )

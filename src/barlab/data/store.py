@@ -38,6 +38,8 @@ SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
 """What a source may be called (it becomes a directory name): ``demo``, ``polygon``."""
 TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 """What a symbol may look like: upper-case tickers such as ``AAPL`` or ``BRK.B``."""
+SESSIONS = ("rth", "all")
+"""Which bars a read returns: regular trading hours only, or extended hours too."""
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_S = 3600.0  # a temp file this old is stray even if its process id is reused
@@ -218,6 +220,44 @@ class Store:
         assert info is not None  # just written
         return info
 
+    def quarantine_path(self, *, source: str, timeframe: str, symbol: str, month: str) -> Path:
+        """Where the month's quarantined (bad) bars live, beside the cache proper."""
+        bars = self.path(source=source, timeframe=timeframe, symbol=symbol, month=month)
+        return self.root / "quarantine" / bars.relative_to(self.root / "bars")
+
+    def write_quarantine(
+        self, bad: pl.DataFrame, *, source: str, timeframe: str, symbol: str, month: str
+    ) -> None:
+        """Keep the bars a provider sent that failed validation, with their ``reason``
+        (replacing the month's earlier quarantine; an empty frame removes it)."""
+        path = self.quarantine_path(source=source, timeframe=timeframe, symbol=symbol, month=month)
+        if bad.height == 0:
+            path.unlink(missing_ok=True)
+            return
+        _write_atomic(bad.to_arrow(), path)
+
+    def read_quarantine(self, *, source: str, timeframe: str, symbol: str) -> pl.DataFrame:
+        """All quarantined bars of one symbol (empty if none), with their ``reason``."""
+        path = self.quarantine_path(
+            source=source, timeframe=timeframe, symbol=symbol, month="2000-01"
+        )
+        files = sorted(path.parent.glob("[0-9]*.parquet"))
+        if not files:
+            return SCHEMA.to_frame().with_columns(pl.lit(None, pl.String).alias("reason"))
+        try:
+            return pl.concat([pl.read_parquet(f) for f in files])
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise CacheError(f"quarantine files under {path.parent} are unreadable ({e})") from e
+
+    def keys(self) -> list[tuple[str, str, str, str]]:
+        """(source, timeframe, symbol, month) of every cached month file, sorted."""
+        out = []
+        for path in sorted((self.root / "bars").glob("source=*/timeframe=*/symbol=*/*.parquet")):
+            if not path.name.startswith("."):
+                source, timeframe, symbol = (p.name.split("=", 1)[1] for p in path.parents[2::-1])
+                out.append((source, timeframe, symbol, path.stem))
+        return out
+
     # -- reading ------------------------------------------------------------------------------
 
     def info(self, *, source: str, timeframe: str, symbol: str, month: str) -> MonthFile | None:
@@ -271,11 +311,13 @@ class Store:
         start: dt.date,
         end: dt.date,
         columns: Sequence[str] | None = None,
+        session: str = "all",
     ) -> pl.DataFrame:
         """Cached bars from ``start`` 00:00 to ``end`` 24:00 New York, in :data:`SCHEMA`.
 
         Months that are not cached contribute nothing: check :meth:`coverage` first.
         ``columns`` (e.g. ``["ts", "close"]``) reads only those, in that order.
+        ``session="rth"`` keeps regular-hours bars only (``extended`` False).
 
         Raises
         ------
@@ -286,7 +328,11 @@ class Store:
         unknown = [c for c in names if c not in SCHEMA]
         if unknown:
             raise DataError(f"no column(s) {unknown} in bars; choose from {SCHEMA.names()}")
+        if session not in SESSIONS:
+            raise DataError(f"session must be one of {', '.join(SESSIONS)}, got {session!r}")
         wanted = names if "ts" in names else ["ts", *names]
+        if session == "rth" and "extended" not in wanted:
+            wanted = [*wanted, "extended"]
         tables = []
         for month in months(start, end):
             found = self._footer(source=source, timeframe=timeframe, symbol=symbol, month=month)
@@ -298,7 +344,10 @@ class Store:
         assert isinstance(df, pl.DataFrame)
         lo, hi = day_start_ns(start), day_start_ns(end + dt.timedelta(days=1))
         ts = pl.col("ts").dt.epoch("ns")
-        return df.filter((ts >= lo) & (ts < hi)).select(names)
+        keep = (ts >= lo) & (ts < hi)
+        if session == "rth":
+            keep = keep & ~pl.col("extended")
+        return df.filter(keep).select(names)
 
     def version(
         self,
@@ -322,14 +371,21 @@ class Store:
         return h.hexdigest()[:16]
 
     def timestamps_key(
-        self, *, source: str, timeframe: str, symbol: str, start: dt.date, end: dt.date
+        self,
+        *,
+        source: str,
+        timeframe: str,
+        symbol: str,
+        start: dt.date,
+        end: dt.date,
+        session: str = "all",
     ) -> str:
         """A key shared by symbols whose cached bars in the range start at the same times.
 
         From hashes recorded at write time, so no bars are read: symbols with equal keys need
         their timestamps read only once (:func:`barlab.data.panel.load_bars` relies on it).
         """
-        h = hashlib.sha256(f"{source}|{timeframe}|{start}|{end}".encode())
+        h = hashlib.sha256(f"{source}|{timeframe}|{start}|{end}|{session}".encode())
         for month in months(start, end):
             info = self.info(source=source, timeframe=timeframe, symbol=symbol, month=month)
             h.update(f"|{info.ts_hash if info else '-'}".encode())

@@ -303,6 +303,7 @@ def _minute_bars(symbol: str, sess: Sessions) -> pl.DataFrame:
             "volume": volume[keep],
             "vwap": vwap[keep],
             "n_trades": trades[keep].astype(np.int64),
+            "extended": np.zeros(int(keep.sum()), dtype=bool),
         },
         schema=SCHEMA,
     )

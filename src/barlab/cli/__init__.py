@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     lst.set_defaults(func=cmd_list)
 
+    from barlab.cli.data import add_parser as add_data_parser
+
+    add_data_parser(sub, _Parser)
+
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
     )
