@@ -68,13 +68,18 @@ def load_bars(
     timeframe: str | None = None,
     source: str | None = None,
     data_dir: Any = None,
+    session: str | None = None,
 ) -> Bars:
     """Load aligned bars from the cache, filling it from the source where needed.
 
     Defaults come from the config: symbols and timeframe from ``[strategy]``, source and cache
     directory from ``[data]``. ``start``/``end`` are dates (``"2023-01-03"`` or
-    ``datetime.date``), inclusive; ``end`` defaults to yesterday.
+    ``datetime.date``), inclusive; ``end`` defaults to yesterday. ``session`` is ``"rth"``
+    (regular trading hours, the default from ``[data] session``) or ``"all"``.
     """
     from barlab.data.request import load_request
 
-    return load_request(symbols, start, end, timeframe=timeframe, source=source, data_dir=data_dir)
+    return load_request(
+        symbols, start, end, timeframe=timeframe, source=source, data_dir=data_dir,
+        session=session,
+    )  # fmt: skip

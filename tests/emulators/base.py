@@ -112,8 +112,8 @@ def vendor_bars(
     have no bars at all.
     """
     if symbol not in demo.SYMBOLS:
-        return pl.DataFrame(schema=demo.fetch("AAPL", start, start).schema)
-    rth = demo.fetch(symbol, start, end)
+        return demo.fetch("AAPL", start, start).drop("extended").clear()
+    rth = demo.fetch(symbol, start, end).drop("extended")  # vendors send no session flag
     if rth.height == 0:
         return rth
     keep = np.arange(rth.height) % missing_every != missing_every // 2

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         "set, else the SYNTHETIC demo market)",
     )
     run.add_argument(
+        "--session",
+        choices=["rth", "all"],
+        help="regular trading hours only (default, [data] session) or extended hours too",
+    )
+    run.add_argument(
         "--param",
         action="append",
         default=[],
@@ -217,8 +222,9 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
             file=sys.stderr,
         )
     bars = load_request(
-        args.symbols, start, end, timeframe=args.timeframe, source=source, config=config
-    )
+        args.symbols, start, end, timeframe=args.timeframe, source=source,
+        session=args.session, config=config,
+    )  # fmt: skip
     result = barlab.backtest(strategy, bars, **options)
     result = result.save(config.reports_dir, config=config.to_dict(), report=not args.no_report)
     report = None if args.no_report else config.reports_dir / "runs" / result.run_id / "report.html"

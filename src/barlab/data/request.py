@@ -75,6 +75,7 @@ def load_request(
     timeframe: str | None = None,
     source: str | None = None,
     data_dir: Any = None,
+    session: str | None = None,
     config: Any = None,
 ) -> Bars:
     """Load bars, taking what is not given from ``config`` (read if None)."""
@@ -93,5 +94,6 @@ def load_request(
         raise UsageError(f"unknown source {wanted!r}; use one of {', '.join(SOURCES)}")
     src, _ = resolve_source(wanted, secrets())
     return load_bars(
-        syms, first, last, timeframe=tf, source=src, data_dir=Path(data_dir or cfg.data_dir)
-    )
+        syms, first, last, timeframe=tf, source=src, data_dir=Path(data_dir or cfg.data_dir),
+        session=session or cfg.data.session, config=cfg,
+    )  # fmt: skip
