@@ -52,7 +52,7 @@ class Emulator:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 request = Request(
                     method="GET",
