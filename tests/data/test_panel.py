@@ -91,7 +91,10 @@ def test_coarser_timeframes_are_cached_on_their_own(tmp_path):
 
 
 def _cache_polygon(store: Store, symbol: str, df: pl.DataFrame) -> None:
-    store.write_month(df, source="polygon", timeframe="1m", symbol=symbol, month="2023-03", **MARCH)
+    store.write_month(
+        df, source="polygon", timeframe="1m", symbol=symbol, month="2023-03",
+        provider_version="polygon-1", **MARCH,
+    )  # fmt: skip
 
 
 def test_symbols_are_aligned_on_the_union_with_nan_gaps(tmp_path):
@@ -113,14 +116,18 @@ def test_symbols_are_aligned_on_the_union_with_nan_gaps(tmp_path):
 
 
 def test_a_source_without_a_provider_names_what_is_missing(tmp_path):
-    _cache_polygon(Store(tmp_path), "AAPL", make_frame(3))
+    store = Store(tmp_path)
+    store.write_month(
+        make_frame(3), source="import", timeframe="1m", symbol="AAPL", month="2023-03",
+        coverage_start=dt.date(2023, 3, 1), coverage_end=dt.date(2023, 3, 31),
+    )  # fmt: skip
     with pytest.raises(DataError) as e:
         load_bars(
-            ["AAPL"], dt.date(2023, 3, 1), dt.date(2023, 4, 30), source="polygon", data_dir=tmp_path
+            ["AAPL"], dt.date(2023, 3, 1), dt.date(2023, 4, 30), source="import", data_dir=tmp_path
         )
     msg = str(e.value)
-    assert "polygon 1m bars for AAPL are not cached for 2023-04" in msg
-    assert "barlab cannot download from 'polygon'" in msg
+    assert "import 1m bars for AAPL are not cached for 2023-04" in msg
+    assert "barlab cannot download from 'import'" in msg
     assert "backtest data import" in msg
 
 

@@ -75,7 +75,9 @@ class Emulator:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -116,11 +118,11 @@ def vendor_bars(
     rth = demo.fetch(symbol, start, end).drop("extended")  # vendors send no session flag
     if rth.height == 0:
         return rth
-    keep = np.arange(rth.height) % missing_every != missing_every // 2
-    rth = rth.filter(pl.Series(keep))
+    minute = rth["ts"].dt.epoch("ns").to_numpy() // NS_MIN  # the same minutes, any range asked
+    rth = rth.filter(pl.Series(minute % missing_every != missing_every // 2))
     frames = [rth]
     if extended_hours:
-        day_first = rth.group_by(rth["ts"].dt.date().alias("d")).agg(
+        day_first = rth.group_by(rth["ts"].dt.date().alias("d"), maintain_order=True).agg(
             pl.col("ts").min().alias("first"),
             pl.col("ts").max().alias("last"),
             pl.col("open").first().alias("o"),
@@ -136,7 +138,7 @@ def vendor_bars(
                 rows.append((int(last + k * NS_MIN), d["c"]))
         ts = np.array([r[0] for r in rows], dtype=np.int64)
         px = np.array([r[1] for r in rows])
-        wiggle = 1 + 0.0004 * np.sin(np.arange(len(px)))
+        wiggle = 1 + 0.0004 * np.sin(ts // NS_MIN % 1440)  # the same for a minute, any range
         ext = pl.DataFrame(
             {
                 "ts": pl.Series(ts).cast(pl.Datetime("ns", "UTC")),

@@ -33,6 +33,24 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class _RedactFilter(logging.Filter):
+    """Scrubs secrets from urllib3's DEBUG lines, which print each request's path and query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_URLLIB3_REDACTOR = _RedactFilter()
+
+
 def backoff_s(
     attempt: int, *, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random
 ) -> float:
@@ -61,7 +79,8 @@ class TokenBucket:
     def __post_init__(self) -> None:
         if not self.per_minute > 0:
             raise ValueError(f"per_minute must be > 0, got {self.per_minute}")
-        self.burst = self.burst or max(1.0, min(self.per_minute, 10.0))
+        # no burst by default: a fresh client must not exceed the vendor's per-minute budget
+        self.burst = self.burst or 1.0
         self._tokens = self.burst
         self._stamp = self.clock()
 
@@ -111,8 +130,9 @@ class HttpClient:
         The client-side rate limit, e.g. ``TokenBucket(per_minute=5)`` for Polygon's free plan.
     secrets : iterable of str
         API keys to scrub from log lines, exceptions and URLs.
-    auth_hint : str
-        What to tell the user on 401/403, e.g. ``"check POLYGON_API_KEY"``.
+    auth_hint : str or mapping of status to str
+        What to tell the user on 401/403, e.g. ``"check POLYGON_API_KEY"``, or one hint per
+        status: ``{401: "check POLYGON_API_KEY", 403: "your plan does not cover this"}``.
     timeout_s : float
         Connect and read timeout per request, e.g. ``30``.
     max_retries : int
@@ -126,7 +146,7 @@ class HttpClient:
         base_url: str,
         bucket: TokenBucket,
         secrets: Iterable[str] = (),
-        auth_hint: str = "",
+        auth_hint: str | Mapping[int, str] = "",
         timeout_s: float = 30.0,
         max_retries: int = 6,
         backoff_base_s: float = 1.0,
@@ -137,6 +157,8 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.bucket = bucket
         self.secrets = [s for s in secrets if s]
+        _URLLIB3_REDACTOR.secrets.update(self.secrets)
+        logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_REDACTOR)
         self.auth_hint = auth_hint
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -188,12 +210,17 @@ class HttpClient:
                         ) from e
                 reason = f"HTTP {status}: {self.redact(vendor_message(response))}"
                 if status in (401, 403):
+                    hint = self.auth_hint
+                    if isinstance(hint, Mapping):
+                        hint = hint.get(status, "")
                     raise AuthError(
-                        f"{self.provider} refused {self._where(full)} ({reason}); {self.auth_hint}"
+                        f"{self.provider} refused {self._where(full)} ({reason}); {hint}"
                     )
                 if status not in RETRY_STATUSES:
                     raise ProviderError(f"{self.provider} {self._where(full)} failed ({reason})")
             attempt += 1
+            if status == 429:
+                self.stats.rate_limited += 1
             if attempt > self.max_retries:
                 error = RateLimitError if status == 429 else ProviderError
                 raise error(
@@ -203,8 +230,6 @@ class HttpClient:
                 )
             self.stats.retries += 1
             wait = self._wait_s(attempt, None if status is None else response)
-            if status == 429:
-                self.stats.rate_limited += 1
             log.warning(
                 "%s %s; retry %d of %d in %.1f s",
                 self.provider, reason, attempt, self.max_retries, wait,

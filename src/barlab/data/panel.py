@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ import polars as pl
 from barlab.bars import TIMEFRAMES, Bars
 from barlab.data import calendar, download
 from barlab.data.calendar import NS_PER_MINUTE
-from barlab.data.providers import PROVIDERS, Provider, get_provider
+from barlab.data.providers import PROVIDERS, Provider, get_provider, provider_version
 from barlab.data.store import SESSIONS, SOURCE_NAME, TICKER, Store
 from barlab.errors import CacheError, DataError, DataRequestError, UsageError
 
@@ -100,8 +101,17 @@ def load_bars(
         raise UsageError(f"session {session!r} is not one of {', '.join(SESSIONS)}")
     store = Store(data_dir)
     key = {"source": source, "timeframe": timeframe, "start": start, "end": end}
-    provider = get_provider(source, config)
-    ts, arrays = _load_aligned(store, provider, syms, key, session)
+    lock = threading.Lock()
+    connected: list[Provider | None] = []
+
+    def connect() -> Provider | None:
+        # only when something is missing: a complete cache needs no API key
+        with lock:
+            if not connected:
+                connected.append(get_provider(source, config))
+            return connected[0]
+
+    ts, arrays = _load_aligned(store, connect, syms, key, session)
     if len(ts) == 0:
         raise DataError(
             f"the {source} cache holds no {timeframe} bars for {', '.join(syms)} between {start} "
@@ -119,7 +129,11 @@ def load_bars(
 
 
 def _load_aligned(
-    store: Store, provider: Provider | None, syms: list[str], key: dict[str, Any], session: str
+    store: Store,
+    connect: Callable[[], Provider | None],
+    syms: list[str],
+    key: dict[str, Any],
+    session: str,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fill, read and align: the union of timestamps and one (n_bars, n_symbols) array per field.
 
@@ -130,7 +144,7 @@ def _load_aligned(
     """
 
     def fill(sym: str) -> str:
-        _fill(store, provider, sym, **key)
+        _fill(store, connect, sym, **key)
         return store.timestamps_key(symbol=sym, session=session, **key)
 
     def stamps(sym: str) -> np.ndarray:
@@ -189,7 +203,7 @@ def _check_date(value: object, label: str) -> dt.date:
 
 def _fill(
     store: Store,
-    provider: Provider | None,
+    connect: Callable[[], Provider | None],
     symbol: str,
     *,
     source: str,
@@ -198,19 +212,26 @@ def _fill(
     end: dt.date,
 ) -> None:
     """Fetch the months of ``start``..``end`` the cache lacks (see :mod:`barlab.data.download`)."""
-    if provider is None:
-        gaps = store.coverage(
-            source=source, timeframe=timeframe, symbol=symbol, start=start, end=end
-        )
-        if gaps:
-            missing = ", ".join(g.month for g in gaps)
-            raise DataError(
-                f"{source} {timeframe} bars for {symbol} are not cached for {missing} "
-                f"({gaps[0].reason}) under {store.root}; barlab cannot download from "
-                f"{source!r} (it can from: {', '.join(PROVIDERS)}); for your own files use "
-                "`backtest data import`"
-            )
+    version = provider_version(source)
+    gaps = store.coverage(
+        source=source, timeframe=timeframe, symbol=symbol, start=start, end=end,
+        provider_version=version,
+    )  # fmt: skip
+    if version is not None:
+        cap = download.last_complete_day(source)
+        gaps = [g for g in gaps if cap is None or g.start <= cap]
+    if not gaps:
         return
+    missing = ", ".join(g.month for g in gaps)
+    provider = connect() if version is not None else None
+    if provider is None:
+        raise DataError(
+            f"{source} {timeframe} bars for {symbol} are not cached for {missing} "
+            f"({gaps[0].reason}) under {store.root}; barlab cannot download from "
+            f"{source!r} (it can from: {', '.join(PROVIDERS)}); for your own files use "
+            "`backtest data import`"
+        )
+    log.info("%s %s: fetching %s from %s", symbol, timeframe, missing, source)
     download.fill(store, provider, symbol, source=source, timeframe=timeframe, start=start, end=end)
 
 

@@ -33,8 +33,19 @@ class Provider(Protocol):
     ) -> pl.DataFrame: ...
 
 
-PROVIDERS: dict[str, str] = {"demo": "barlab.data.providers.demo"}
+PROVIDERS: dict[str, str] = {
+    "demo": "barlab.data.providers.demo",
+    "polygon": "barlab.data.providers.polygon",
+    "alpaca": "barlab.data.providers.alpaca",
+    "finnhub": "barlab.data.providers.finnhub",
+}
 """Source name -> module that downloads (or makes) its bars."""
+
+
+def provider_version(source: str) -> str | None:
+    """The ``VERSION`` of the source's provider module (no connection made), or None."""
+    name = PROVIDERS.get(source)
+    return None if name is None else str(importlib.import_module(name).VERSION)
 
 
 def get_provider(source: str, config: Config | None = None) -> Provider | None:

@@ -1,0 +1,216 @@
+"""Finnhub stock candles (``GET /stock/candle``) as barlab's canonical frame; the only module
+that knows Finnhub's JSON.
+
+Candles are premium-only: free keys get 403. Intraday candles come at most a month per call,
+so ranges are fetched one calendar month at a time. The key travels in the
+``X-Finnhub-Token`` header, never in a URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+import requests
+
+from barlab.bars import TIMEFRAMES
+from barlab.data.calendar import day_start_ns
+from barlab.data.http import HttpClient, HttpStats, TokenBucket
+from barlab.data.schema import SCHEMA, normalize
+from barlab.errors import AuthError, ConfigError, DataError, ProviderError
+
+if TYPE_CHECKING:
+    from barlab.config import Config
+
+VERSION = "finnhub-1"
+"""Changes whenever the same request would give other bars; cached Finnhub bars of another
+version are fetched again."""
+
+KEY_NAME = "FINNHUB_API_KEY"
+_RESOLUTIONS = {"1m": "1", "5m": "5", "15m": "15", "1h": "60", "1d": "D"}
+_AUTH_HINT = f"check {KEY_NAME} (export it or put it in ./.env)"
+_PREMIUM = (
+    "Finnhub stock candles need a premium plan (free keys get 403); use --source polygon or alpaca"
+)
+_ARRAYS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+
+
+def connect(config: Config) -> FinnhubProvider:
+    """A :class:`FinnhubProvider` from ``config.finnhub`` and $FINNHUB_API_KEY (environment
+    or ./.env); raises AuthError when the key is missing."""
+    from barlab.config import secrets
+
+    key = secrets().get(KEY_NAME)
+    if not key:
+        raise AuthError(
+            f"finnhub needs {KEY_NAME}: export it or put it in ./.env (a key from "
+            "https://finnhub.io/dashboard; stock candles need a premium plan)"
+        )
+    section = config.finnhub
+    return FinnhubProvider(
+        api_key=key,
+        base_url=section.base_url,
+        requests_per_minute=section.requests_per_minute,
+        requests_per_second=section.requests_per_second,
+    )
+
+
+class FinnhubProvider:
+    """Historical candles from Finnhub.
+
+    Parameters
+    ----------
+    api_key : str
+        $FINNHUB_API_KEY, of a plan that includes stock candles.
+    base_url : str
+        ``"https://finnhub.io/api/v1"``, or an emulator's ``"http://127.0.0.1:8123/api/v1"``.
+    requests_per_minute, requests_per_second : float
+        Client-side limits, e.g. ``60`` (the free plan's) and ``30`` (Finnhub's cap on
+        every plan).
+    session : requests.Session, optional
+        Shared connection pool; a new one when None.
+    max_retries : int
+        Retries on 429, 5xx and connection errors, e.g. ``6``.
+    backoff_base_s : float
+        First retry waits up to this many seconds (doubling after), e.g. ``1.0``.
+    """
+
+    VERSION = VERSION
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        requests_per_minute: float = 60.0,
+        requests_per_second: float = 30.0,
+        session: requests.Session | None = None,
+        max_retries: int = 6,
+        backoff_base_s: float = 1.0,
+    ) -> None:
+        if not api_key:
+            raise AuthError(f"finnhub needs {KEY_NAME}; it is empty")
+        for name, value in (
+            ("requests_per_minute", requests_per_minute),
+            ("requests_per_second", requests_per_second),
+        ):
+            if not value > 0:
+                raise ConfigError(f"finnhub {name} must be > 0, got {value}")
+        self._headers = {"X-Finnhub-Token": api_key}
+        self._http = HttpClient(
+            provider="finnhub",
+            base_url=base_url,
+            bucket=TokenBucket(per_minute=requests_per_minute, per_second=requests_per_second),
+            secrets=(api_key,),
+            auth_hint=_AUTH_HINT,
+            max_retries=max_retries,
+            backoff_base_s=backoff_base_s,
+            session=session,
+        )
+
+    @property
+    def stats(self) -> HttpStats:
+        """Requests, retries and rate-limit waits so far."""
+        return self._http.stats
+
+    def __repr__(self) -> str:  # no key in it
+        return f"FinnhubProvider(base_url={self._http.base_url!r})"
+
+    def fetch(
+        self, symbol: str, start: dt.date, end: dt.date, *, timeframe: str = "1m"
+    ) -> pl.DataFrame:
+        """Candles of ``symbol`` from ``start`` 00:00 to ``end`` 24:00 New York.
+
+        Parameters
+        ----------
+        symbol : str
+            e.g. ``"AAPL"``.
+        start, end : datetime.date
+            New York dates, inclusive, e.g. 2024-01-01 and 2024-03-31 (three requests for
+            intraday bars, one per calendar month; one for daily bars).
+        timeframe : str
+            ``"1m"``, ``"5m"``, ``"15m"``, ``"1h"`` or ``"1d"``. Finnhub adjusts daily candles
+            for splits but not intraday ones.
+
+        Returns
+        -------
+        polars.DataFrame
+            In :data:`barlab.data.schema.SCHEMA` (``vwap`` and ``n_trades`` null: Finnhub has
+            neither), sorted by ``ts``; empty when Finnhub answers ``no_data``.
+        """
+        if timeframe not in _RESOLUTIONS:
+            raise DataError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        if end < start:
+            return SCHEMA.to_frame()
+        chunks = [(start, end)] if timeframe == "1d" else _months(start, end)
+        frames = []
+        for first, last in chunks:
+            lo = day_start_ns(first) // 10**9
+            hi = day_start_ns(last + dt.timedelta(days=1)) // 10**9
+            params = {
+                "symbol": symbol,
+                "resolution": _RESOLUTIONS[timeframe],
+                "from": lo,
+                "to": hi - 1,  # inclusive
+            }
+            df = _frame(self._get(params), symbol)
+            ts = pl.col("ts").dt.epoch("s")
+            frames.append(df.filter((ts >= lo) & (ts < hi)))
+        return pl.concat(frames)
+
+    def _get(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            body = self._http.get_json("/stock/candle", params=params, headers=self._headers)
+        except AuthError as e:
+            # 403 (401 in older reports) with this body means the plan, not the key.
+            if "have access to this resource" in str(e):
+                raise AuthError(
+                    f'{_PREMIUM} (finnhub: "You don\'t have access to this resource.")'
+                ) from e
+            raise
+        if not isinstance(body, dict):
+            raise ProviderError(f"finnhub answered /stock/candle with {type(body).__name__}")
+        return body
+
+
+def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """``start``..``end`` cut at calendar months: each piece is at most 31 days."""
+    out = []
+    first = start
+    while first <= end:
+        next_month = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        last = min(end, next_month - dt.timedelta(days=1))
+        out.append((first, last))
+        first = next_month
+    return out
+
+
+def _frame(body: dict[str, Any], symbol: str) -> pl.DataFrame:
+    """Finnhub's parallel arrays (``t`` Unix seconds of the bar start) as bars."""
+    status = body.get("s")
+    if status == "no_data":
+        return SCHEMA.to_frame()
+    if status != "ok":
+        raise ProviderError(
+            f"finnhub candles for {symbol} have status {status!r}; expected 'ok' or 'no_data'"
+        )
+    try:
+        arrays = {name: body[key] for key, name in _ARRAYS.items()}
+    except KeyError as e:
+        raise ProviderError(f"finnhub candles for {symbol} lack array {e}") from e
+    sizes = {k: len(v) if isinstance(v, list) else type(v).__name__ for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1 or not all(isinstance(n, int) for n in sizes.values()):
+        shown = ", ".join(f"{k}: {n}" for k, n in sizes.items())
+        raise ProviderError(f"finnhub candles for {symbol} are not equal-length arrays ({shown})")
+    try:
+        df = pl.DataFrame(
+            {
+                **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items() if k != "ts"},
+                "ts": np.asarray(arrays["ts"], dtype=np.int64) * 10**9,
+            }
+        )
+    except (TypeError, ValueError) as e:
+        raise ProviderError(f"finnhub candles for {symbol} cannot be read: {e}") from e
+    return normalize(df)

@@ -1,0 +1,309 @@
+"""Polygon.io / Massive aggregates (``GET /v2/aggs/ticker/{T}/range/{m}/{timespan}/{from}/{to}``)
+as barlab's canonical frame, extended hours included; the only module that knows Polygon's JSON.
+
+The key travels as ``Authorization: Bearer`` (or ``?apiKey=`` when asked) on every page:
+Polygon's ``next_url`` never carries it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import polars as pl
+import requests
+
+from barlab.bars import TIMEFRAMES
+from barlab.data.calendar import day_start_ns
+from barlab.data.http import HttpClient, HttpStats, TokenBucket
+from barlab.data.schema import SCHEMA, normalize
+from barlab.errors import AuthError, ConfigError, DataError, DataRequestError, ProviderError
+
+if TYPE_CHECKING:
+    from barlab.config import Config
+
+log = logging.getLogger(__name__)
+
+VERSION = "polygon-1"
+"""Changes whenever the same request would give other bars; cached Polygon bars of another
+version are fetched again."""
+
+KEY_NAME = "POLYGON_API_KEY"
+MAX_LIMIT = 50_000
+"""Most base aggregates Polygon scans per request (about 1.5 months of minutes)."""
+
+_TIMESPANS = {
+    "1m": (1, "minute"),
+    "5m": (5, "minute"),
+    "15m": (15, "minute"),
+    "1h": (1, "hour"),
+    "1d": (1, "day"),
+}
+_AUTHS = ("header", "query")
+_MISSING_KEY = (
+    f"{KEY_NAME} is not set; export it or put it in ./.env (get a key at polygon.io/massive.com)"
+)
+_AUTH_HINT = f"check {KEY_NAME} (export it or put it in ./.env); Polygon does not accept this key"
+_PLAN_HINT = (
+    "your Polygon plan does not cover this data (the free plan has about 2 years of history and "
+    f"no same-day minute bars); ask for an older or shorter range, or set {KEY_NAME} to the key "
+    "of a plan that covers it"
+)
+_COLUMNS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+_OPTIONAL = {"vw": "vwap", "n": "n_trades"}
+_TYPES = {
+    "ts": pl.Int64,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "vwap": pl.Float64,
+    "n_trades": pl.Int64,
+}
+_NS_PER_MS = 1_000_000
+
+
+def connect(config: Config) -> PolygonProvider:
+    """A :class:`PolygonProvider` from ``config.polygon`` and $POLYGON_API_KEY (environment or
+    ./.env); raises AuthError when the key is not set."""
+    from barlab.config import secrets
+
+    key = secrets().get(KEY_NAME)
+    if not key:
+        raise AuthError(_MISSING_KEY)
+    section = config.polygon
+    return PolygonProvider(
+        api_key=key,
+        base_url=section.base_url,
+        requests_per_minute=section.requests_per_minute,
+        adjusted=section.adjusted,
+    )
+
+
+class PolygonProvider:
+    """Historical bars from Polygon.io (now Massive) aggregates.
+
+    Parameters
+    ----------
+    api_key : str
+        $POLYGON_API_KEY.
+    base_url : str
+        ``"https://api.polygon.io"`` (or ``"https://api.massive.com"``), or a local emulator's
+        ``"http://127.0.0.1:8123"``.
+    requests_per_minute : float
+        Client-side limit, e.g. ``5`` (the free plan); requests are spaced evenly, so no minute
+        ever sees more than this many.
+    adjusted : bool
+        Split-adjusted prices (Polygon's default) or raw ones.
+    session : requests.Session, optional
+        Shared connection pool; a new one when None.
+    max_retries : int
+        Retries on 429, 5xx and connection errors, e.g. ``6``.
+    backoff_base_s : float
+        First retry waits up to this many seconds (doubling after), e.g. ``1.0``.
+    auth : str
+        ``"header"`` (``Authorization: Bearer``, as the official client) or ``"query"``
+        (``?apiKey=``, for proxies that strip headers).
+    clock, sleep : callable
+        The rate limiter's time source and sleep, e.g. ``time.monotonic`` and ``time.sleep``;
+        tests pass fakes.
+    """
+
+    VERSION = VERSION
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        requests_per_minute: float = 5.0,
+        adjusted: bool = True,
+        session: requests.Session | None = None,
+        max_retries: int = 6,
+        backoff_base_s: float = 1.0,
+        auth: str = "header",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise AuthError(_MISSING_KEY)
+        if auth not in _AUTHS:
+            raise ConfigError(f"polygon auth must be header or query, got {auth!r}")
+        if not requests_per_minute > 0:
+            raise ConfigError(
+                f"polygon requests_per_minute must be > 0, got {requests_per_minute}; "
+                "the free plan allows 5"
+            )
+        self.adjusted = adjusted
+        self.auth = auth
+        if auth == "header":
+            self._headers, self._auth_params = {"Authorization": f"Bearer {api_key}"}, {}
+        else:
+            self._headers, self._auth_params = {}, {"apiKey": api_key}
+        bucket = TokenBucket(per_minute=requests_per_minute, clock=clock, sleep=sleep)
+        self._http = HttpClient(
+            provider="polygon",
+            base_url=base_url,
+            bucket=bucket,
+            secrets=(api_key,),
+            # 403 is Polygon's answer to a valid key whose plan lacks the data
+            auth_hint={401: _AUTH_HINT, 403: _PLAN_HINT},
+            max_retries=max_retries,
+            backoff_base_s=backoff_base_s,
+            session=session,
+        )
+
+    @property
+    def stats(self) -> HttpStats:
+        """Requests, retries and rate-limit waits so far."""
+        return self._http.stats
+
+    def __repr__(self) -> str:  # no key in it
+        return f"PolygonProvider(base_url={self._http.base_url!r}, auth={self.auth!r})"
+
+    def fetch(
+        self, symbol: str, start: dt.date, end: dt.date, *, timeframe: str = "1m"
+    ) -> pl.DataFrame:
+        """Bars of ``symbol`` from ``start`` 00:00 to ``end`` 24:00 New York, extended hours
+        included; minute and hour bars one calendar month per request, following
+        ``next_url`` until the last page.
+
+        Parameters
+        ----------
+        symbol : str
+            e.g. ``"AAPL"`` or ``"BRK.B"`` (case-sensitive, as Polygon lists it).
+        start, end : datetime.date
+            New York dates, inclusive, e.g. 2024-03-01 and 2024-03-31 (up to about 20,000
+            minute bars of a liquid stock with extended hours: one request).
+        timeframe : str
+            ``"1m"``, ``"5m"``, ``"15m"``, ``"1h"`` (on the hour) or ``"1d"`` (stamped
+            00:00 New York).
+
+        Returns
+        -------
+        polars.DataFrame
+            In :data:`barlab.data.schema.SCHEMA`, sorted by ``ts``; empty when Polygon has
+            no bars (weekends, holidays, unknown symbols).
+        """
+        if timeframe not in _TIMESPANS:
+            raise DataError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        if end < start:
+            raise DataRequestError(f"end {end} is before start {start}; swap them")
+        multiplier, timespan = _TIMESPANS[timeframe]
+        ranges = [(start, end)] if timespan == "day" else _months(start, end)
+        ticker = quote(symbol, safe="")
+        results: list[dict[str, Any]] = []
+        for first, last in ranges:
+            if timespan == "day":
+                window = f"{first.isoformat()}/{last.isoformat()}"
+            else:  # exact New York bounds in ms: no doubt about the time zone of a date
+                lo_ms = day_start_ns(first) // _NS_PER_MS
+                hi_ms = day_start_ns(last + dt.timedelta(days=1)) // _NS_PER_MS
+                window = f"{lo_ms}/{hi_ms - 1}"
+            path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{window}"
+            results.extend(self._pages(path, symbol))
+        df = _frame(results, symbol)
+        lo = day_start_ns(start)
+        hi = day_start_ns(end + dt.timedelta(days=1))
+        ts = pl.col("ts").dt.epoch("ns")
+        return df.filter((ts >= lo) & (ts < hi))
+
+    def _pages(self, path: str, symbol: str) -> list[dict[str, Any]]:
+        """The ``results`` of ``path`` and of every ``next_url`` after it."""
+        params: dict[str, Any] = {
+            "adjusted": "true" if self.adjusted else "false",
+            "sort": "asc",
+            "limit": MAX_LIMIT,
+        }
+        url, results, pages = path, [], 0
+        seen = {path}
+        while True:
+            body = self._get(url, params)
+            results.extend(_results_of(body, symbol))
+            pages += 1
+            next_url = body.get("next_url")
+            if not next_url:
+                log.debug("polygon %s: %d bars in %d page(s)", path, len(results), pages)
+                return results
+            url = self._follow(str(next_url))
+            if url in seen:
+                raise ProviderError(
+                    f"polygon sent the same next_url twice for {symbol} "
+                    f"({self._http.redact(url.split('?')[0])}); stopping instead of looping "
+                    "(try again later)"
+                )
+            seen.add(url)
+            params = {}  # the cursor carries limit, sort and adjusted
+
+    def _follow(self, next_url: str) -> str:
+        """Where to GET ``next_url``: as is on our own host; otherwise its path and query on
+        ``base_url``, as the official client does, so the key never goes to another host."""
+        if next_url.startswith(self._http.base_url + "/"):
+            return next_url
+        parts = urlsplit(next_url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _get(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        where = self._http.redact(url.split("?")[0])
+        body = self._http.get_json(
+            url, params={**params, **self._auth_params}, headers=self._headers
+        )
+        if not isinstance(body, dict):
+            raise ProviderError(
+                f"polygon answered {where} with {type(body).__name__}, not an object"
+            )
+        status = body.get("status")
+        if status in ("ERROR", "NOT_AUTHORIZED"):
+            said = self._http.redact(str(body.get("error") or body.get("message") or ""))
+            if status == "NOT_AUTHORIZED":
+                raise AuthError(f"polygon refused {where} ({said}); {_PLAN_HINT}")
+            raise ProviderError(f"polygon {where} failed (status ERROR: {said}); try again later")
+        return body
+
+
+def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """``start``..``end`` cut at month ends: at most one calendar month per piece."""
+    pieces = []
+    first = start
+    while first <= end:
+        next_month = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        last = min(end, next_month - dt.timedelta(days=1))
+        pieces.append((first, last))
+        first = next_month
+    return pieces
+
+
+def _results_of(body: dict[str, Any], symbol: str) -> list[dict[str, Any]]:
+    """The bars of one page; ``results`` is absent when there are none."""
+    results = body.get("results")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        raise ProviderError(
+            f"polygon results for {symbol} are a {type(results).__name__}, expected a list"
+        )
+    return results
+
+
+def _frame(results: list[dict[str, Any]], symbol: str) -> pl.DataFrame:
+    """Polygon aggregates (``t`` Unix ms bar start, ``o h l c v``, optional ``vw n``) as bars."""
+    if not results:
+        return SCHEMA.to_frame()
+    try:
+        columns = {name: [bar[key] for bar in results] for key, name in _COLUMNS.items()}
+    except (KeyError, TypeError) as e:
+        raise ProviderError(
+            f"polygon bar for {symbol} lacks field {e}; expected t o h l c v"
+        ) from e
+    for key, name in _OPTIONAL.items():
+        columns[name] = [bar.get(key) for bar in results]
+    try:
+        df = pl.DataFrame(columns, schema=_TYPES, strict=False)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as e:
+        raise ProviderError(f"polygon bars for {symbol} cannot be read: {e}") from e
+    return normalize(df.with_columns(pl.col("ts") * _NS_PER_MS))
