@@ -17,12 +17,6 @@ BACKTEST = shutil.which("backtest", path=os.path.dirname(sys.executable)) or shu
 SECRET = "pk_test_9f8e7d6c5b4a3210SECRET"
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    (tmp_path / "xdg").mkdir()
-    return tmp_path
-
-
 def run(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
     assert BACKTEST, "the backtest console script is not installed (pip install -e '.[dev]')"
     clean = {

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.cli.test_cli import BACKTEST, home, run  # noqa: F401 (home is a fixture)
+from tests.cli.test_cli import BACKTEST, run
 from tests.emulators.base import Emulator, Reply, Request
 from tests.emulators.polygon import polygon_app
 

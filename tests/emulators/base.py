@@ -7,6 +7,7 @@ speaking its vendor's formats from ../shared/api/market-data.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -69,10 +70,9 @@ class Emulator:
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                try:
+                # the client may be gone (a test killed it): nothing to answer then
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (a test killed it): nothing to answer
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass

@@ -136,7 +136,9 @@ def test_account_invariants(case):
         before = abs(sim.positions[row["fill_bar"] - 1, j]) * row["price"] if row["fill_bar"] else 0
         if cap is not None and after > before:
             assert after <= cap + 1e-6
-    if not np.any(target < 0):
+    if not np.any(target < 0) and options.costs.commission_min == 0:
+        # long only, buys capped by cash, sells raise more than they cost (a minimum
+        # commission on a tiny rebalancing sell may cost more than it raises)
         assert np.all(sim.cash >= -1e-9)
 
 
