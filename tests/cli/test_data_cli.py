@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from barlab.data.store import Store
 from tests.cli.test_cli import BACKTEST, run
 from tests.emulators.base import Emulator, Reply, Request
 from tests.emulators.polygon import polygon_app
@@ -57,6 +58,9 @@ def test_download_status_resume_and_backtest_on_polygon(home, polygon):
     assert [r[2] for r in rows] == ["AAPL", "MSFT"]
     assert all(r[3:5] == ["2024-03-01", "2024-04-30"] and r[6] == "2" for r in rows)
     assert run(home, "data", "verify", env=env).returncode == 0
+    info = Store(home / "data").info(source="polygon", timeframe="1m", symbol="AAPL",
+                                     month="2024-03")  # fmt: skip
+    assert info.provenance == {"adjusted": "true"} and info.n_bars > 0 and info.fetched_at
 
     bt = run(home, "run", "sma_crossover", "--source", "polygon", "--symbols", "AAPL,MSFT",
              *SPRING, "--json", env=env)  # fmt: skip

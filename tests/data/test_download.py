@@ -152,3 +152,17 @@ def test_import_names_the_bad_line_and_column(tmp_path):
     path.write_text("when,o,h,l,c\n2023-01-03,1,2,1,2\n")
     with pytest.raises(DataError, match="no ts column"):
         import_file(path, symbol="X", timeframe="1d", store=Store(tmp_path))
+
+
+def test_asking_differently_refetches(tmp_path):
+    store, first, second = Store(tmp_path), FakeVendor(), FakeVendor()
+    first.provenance = {"adjusted": "true"}
+    second.provenance = {"adjusted": "false"}
+    key = {"source": "polygon", "timeframe": "1m", "start": MARCH[0], "end": MARCH[1]}
+    download.fill(store, first, "AAPL", **key, today=TODAY)
+    download.fill(store, first, "AAPL", **key, today=TODAY)
+    assert len(first.calls) == 1
+    download.fill(store, second, "AAPL", **key, today=TODAY)
+    assert len(second.calls) == 1
+    info = store.info(source="polygon", timeframe="1m", symbol="AAPL", month="2024-03")
+    assert info.provenance == {"adjusted": "false"}

@@ -83,7 +83,7 @@ def plan(
         return []
     return store.coverage(
         source=source, timeframe=timeframe, symbol=symbol, start=start, end=end,
-        provider_version=provider.VERSION,
+        provider_version=provider.VERSION, provenance=getattr(provider, "provenance", None),
     )  # fmt: skip
 
 
@@ -132,7 +132,8 @@ def fill(
         store.write_quarantine(bad.drop("extended"), month=gap.month, **key)
         store.write_month(
             good, month=gap.month, coverage_start=first, coverage_end=last,
-            provider_version=provider.VERSION, **key,
+            provider_version=provider.VERSION, provenance=getattr(provider, "provenance", None),
+            **key,
         )  # fmt: skip
         if bad.height:
             log.warning(

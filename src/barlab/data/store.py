@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -75,6 +76,8 @@ class MonthFile:
     schema_version: int
     provider_version: str
     n_bars: int
+    provenance: dict[str, str]
+    """How the provider was asked, e.g. ``{"adjusted": "true"}`` or ``{"feed": "iex"}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ class Store:
         coverage_end: dt.date,
         fetched_at: dt.datetime | None = None,
         provider_version: str = "",
+        provenance: dict[str, str] | None = None,
     ) -> MonthFile:
         """Cache one month of bars atomically, replacing any earlier file.
 
@@ -213,6 +217,7 @@ class Store:
             "schema_version": str(SCHEMA_VERSION),
             "provider_version": provider_version,
             "n_bars": str(bars.height),
+            "provenance": json.dumps(provenance or {}, sort_keys=True),
         }
         table = bars.to_arrow().replace_schema_metadata({f"barlab.{k}": v for k, v in meta.items()})
         _write_atomic(table, path)
@@ -274,12 +279,14 @@ class Store:
         start: dt.date,
         end: dt.date,
         provider_version: str | None = None,
+        provenance: dict[str, str] | None = None,
     ) -> list[Gap]:
         """The parts of ``start``..``end`` (New York dates) the cache cannot answer, by month.
 
         A month is a gap if its file is missing, covers less of the range than asked, was
         written with another schema version or (when ``provider_version`` is given) by another
-        version of the provider. An empty list means :meth:`read` has everything.
+        version of the provider, or (when ``provenance`` is given) asked for differently, e.g.
+        unadjusted. An empty list means :meth:`read` has everything.
         """
         gaps = []
         for month in months(start, end):
@@ -295,6 +302,8 @@ class Store:
                     f"written by provider version {info.provider_version!r}, "
                     f"now {provider_version!r}"
                 )
+            elif provenance is not None and info.provenance != provenance:
+                reason = f"cached as {info.provenance}, asked as {provenance}"
             elif info.coverage_start > need_start or info.coverage_end < need_end:
                 reason = f"covers only {info.coverage_start} to {info.coverage_end}"
             else:
@@ -484,6 +493,7 @@ def _month_file(path: Path, md: pq.FileMetaData) -> MonthFile:
             schema_version=int(meta["schema_version"]),
             provider_version=meta.get("provider_version", ""),
             n_bars=int(meta["n_bars"]),
+            provenance=json.loads(meta.get("provenance", "{}")),
         )
     except (KeyError, ValueError) as e:
         raise CacheError(

@@ -136,6 +136,11 @@ class AlpacaProvider:
         )
 
     @property
+    def provenance(self) -> dict[str, str]:
+        """What the cache records about how these bars were asked for."""
+        return {"feed": self.feed, "adjustment": self.adjustment}
+
+    @property
     def stats(self) -> HttpStats:
         """Requests, retries and rate-limit waits so far."""
         return self._http.stats

@@ -111,6 +111,11 @@ class FinnhubProvider:
         )
 
     @property
+    def provenance(self) -> dict[str, str]:
+        """What the cache records: Finnhub adjusts daily bars for splits, not intraday ones."""
+        return {"adjusted": "daily bars only"}
+
+    @property
     def stats(self) -> HttpStats:
         """Requests, retries and rate-limit waits so far."""
         return self._http.stats

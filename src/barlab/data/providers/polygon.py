@@ -159,6 +159,11 @@ class PolygonProvider:
         )
 
     @property
+    def provenance(self) -> dict[str, str]:
+        """What the cache records about how these bars were asked for."""
+        return {"adjusted": str(self.adjusted).lower()}
+
+    @property
     def stats(self) -> HttpStats:
         """Requests, retries and rate-limit waits so far."""
         return self._http.stats
