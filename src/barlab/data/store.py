@@ -76,6 +76,8 @@ class MonthFile:
     schema_version: int
     provider_version: str
     n_bars: int
+    n_extended: int
+    """Bars outside regular trading hours (a regular-hours read can skip the flag when 0)."""
     provenance: dict[str, str]
     """How the provider was asked, e.g. ``{"adjusted": "true"}`` or ``{"feed": "iex"}``."""
 
@@ -217,6 +219,7 @@ class Store:
             "schema_version": str(SCHEMA_VERSION),
             "provider_version": provider_version,
             "n_bars": str(bars.height),
+            "n_extended": str(int(bars["extended"].sum())),
             "provenance": json.dumps(provenance or {}, sort_keys=True),
         }
         table = bars.to_arrow().replace_schema_metadata({f"barlab.{k}": v for k, v in meta.items()})
@@ -340,13 +343,17 @@ class Store:
         if session not in SESSIONS:
             raise DataError(f"session must be one of {', '.join(SESSIONS)}, got {session!r}")
         wanted = names if "ts" in names else ["ts", *names]
-        if session == "rth" and "extended" not in wanted:
+        footers = [
+            found
+            for month in months(start, end)
+            if (found := self._footer(source=source, timeframe=timeframe, symbol=symbol,
+                                      month=month)) is not None
+        ]  # fmt: skip
+        # files without extended-hours bars need no filtering on the flag
+        filter_session = session == "rth" and any(info.n_extended for _, info in footers)
+        if filter_session and "extended" not in wanted:
             wanted = [*wanted, "extended"]
-        tables = []
-        for month in months(start, end):
-            found = self._footer(source=source, timeframe=timeframe, symbol=symbol, month=month)
-            if found is not None:
-                tables.append(_read_table(found[1].path, found[0], wanted))
+        tables = [_read_table(info.path, md, wanted) for md, info in footers]
         if not tables:
             return SCHEMA.to_frame().select(names)
         df = pl.from_arrow(pa.concat_tables(tables))
@@ -354,7 +361,7 @@ class Store:
         lo, hi = day_start_ns(start), day_start_ns(end + dt.timedelta(days=1))
         ts = pl.col("ts").dt.epoch("ns")
         keep = (ts >= lo) & (ts < hi)
-        if session == "rth":
+        if filter_session:
             keep = keep & ~pl.col("extended")
         return df.filter(keep).select(names)
 
@@ -493,6 +500,7 @@ def _month_file(path: Path, md: pq.FileMetaData) -> MonthFile:
             schema_version=int(meta["schema_version"]),
             provider_version=meta.get("provider_version", ""),
             n_bars=int(meta["n_bars"]),
+            n_extended=int(meta.get("n_extended", "0")),
             provenance=json.loads(meta.get("provenance", "{}")),
         )
     except (KeyError, ValueError) as e:
