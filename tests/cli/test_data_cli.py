@@ -115,3 +115,27 @@ def test_a_killed_download_leaves_a_readable_cache_and_resumes(home, polygon):
     assert len(polygon.requests) - before == 12 - done_before  # only what was missing
     assert len(list((home / "data" / "bars").rglob("[0-9]*.parquet"))) == 12
     assert not list(home.rglob("*.tmp"))
+
+
+def test_failover_to_alpaca_through_the_cli(home, polygon):
+    from tests.emulators.alpaca import KEY_ID, SECRET_KEY, alpaca_app
+
+    (home / "backtest.toml").write_text('[data]\nfallback = ["polygon", "alpaca"]\n')
+    with Emulator(alpaca_app()) as alpaca:
+        env = {
+            **env_for(polygon, "wrong-key-ABCDEFGHIJKLMNOP"),
+            "APCA_API_KEY_ID": KEY_ID,
+            "APCA_API_SECRET_KEY": SECRET_KEY,
+            "APCA_DATA_BASE_URL": alpaca.url,
+        }
+        out = run(home, "data", "download", "AAPL", "--from", "2024-03-01", "--to",
+                  "2024-03-31", env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "from alpaca" in out.stdout and "after: polygon" in out.stdout
+        assert len(alpaca.requests) >= 1
+        for secret in (SECRET_KEY, "wrong-key-ABCDEFGHIJKLMNOP"):
+            assert secret not in out.stdout + out.stderr
+        bt = run(home, "run", "sma_crossover", "--source", "alpaca", "--symbols", "AAPL",
+                 "--from", "2024-03-01", "--to", "2024-03-31", "--json", env=env)  # fmt: skip
+        assert bt.returncode == 0, bt.stderr
+        assert json.loads(bt.stdout)["source"] == "alpaca"
