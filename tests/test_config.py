@@ -96,6 +96,41 @@ def test_show_round_trips_as_toml(tmp_path):
 
     (tmp_path / "backtest.toml").write_text("[risk]\ndaily_loss_limit = 2000\n")
     parsed = tomllib.loads(show(load_config()))
-    assert parsed["risk"] == {"daily_loss_limit": 2000.0}
+    assert parsed["risk"] == {"daily_loss_limit": 2000.0, "max_position_size_per_symbol": {}}
     (tmp_path / "backtest.toml").write_text(show(load_config()))
     assert load_config().risk.daily_loss_limit == 2000.0
+
+
+def test_risk_rules_from_toml_and_env(tmp_path, monkeypatch):
+    (tmp_path / "backtest.toml").write_text(
+        "[risk]\nmax_open_positions = 3\nmax_drawdown = 0.25\n"
+        '[risk.max_position_size_per_symbol]\nTSLA = 10000\n"BRK.B" = 5000\n'
+    )
+    cfg = load_config()
+    assert cfg.risk.max_open_positions == 3 and cfg.risk.max_drawdown == 0.25
+    assert cfg.risk.max_position_size_per_symbol == {"TSLA": 10000.0, "BRK.B": 5000.0}
+    assert load_config(None).risk == load_config(tmp_path / "backtest.toml").risk
+    (tmp_path / "shown.toml").write_text(show(cfg))
+    assert load_config(tmp_path / "shown.toml").risk == cfg.risk
+    monkeypatch.setenv("BARLAB_RISK_MAX_POSITION_SIZE_PER_SYMBOL", "nvda=2500")
+    monkeypatch.setenv("BARLAB_RISK_MAX_OPEN_POSITIONS", "2")
+    cfg = load_config()
+    assert cfg.risk.max_position_size_per_symbol == {"NVDA": 2500.0}
+    assert cfg.risk.max_open_positions == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[risk]\nmax_open_positions = 2.5\n", ["max_open_positions", "whole number"]),
+        ("[risk]\nmax_drawdown = 25\n", ["max_drawdown is a fraction"]),
+        ("[risk]\nmax_position_size = 50000\nmax_portfolio_value = 10000\n", ["exceeds"]),
+        ("[risk.max_position_size_per_symbol]\nTSLA = 'lots'\n", ["TSLA", "number of dollars"]),
+    ],
+)
+def test_contradicting_or_bad_risk_settings(tmp_path, text, words):
+    (tmp_path / "backtest.toml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    for word in words:
+        assert word in str(err.value)

@@ -84,9 +84,14 @@ class BacktestConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiskConfig:
+    """The account's limits (see :class:`barlab.engine.risk.RiskRules`); unset = off."""
+
     max_position_size: float | None = None
+    max_position_size_per_symbol: dict[str, float] = field(default_factory=dict)
     max_portfolio_value: float | None = None
+    max_open_positions: int | None = None
     daily_loss_limit: float | None = None
+    max_drawdown: float | None = None
 
     def __post_init__(self) -> None:
         from barlab.engine.risk import RiskRules
@@ -287,6 +292,8 @@ def _convert(value: Any, hint: Any, origin: str) -> Any:
     base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
     if optional and (value is None or text in ("", "none", "None")):
         return None
+    if typing.get_origin(base) is dict:
+        return _convert_mapping(value, text, origin)
     if typing.get_origin(base) is list:
         if from_env:
             return [s.strip() for s in (text or "").split(",") if s.strip()]
@@ -299,6 +306,15 @@ def _convert(value: Any, hint: Any, origin: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{origin} must be true or false, got {_show(value)}")
+    if base is int:
+        try:
+            if from_env:
+                return int(text or "")
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        except ValueError:
+            pass
+        raise ConfigError(f"{origin} must be a whole number, got {_show(value)}")
     if base is float:
         try:
             if from_env:
@@ -315,6 +331,26 @@ def _convert(value: Any, hint: Any, origin: str) -> Any:
             return value
         raise ConfigError(f"{origin} must be a string, got {_show(value)}")
     raise AssertionError(f"unhandled config type {hint}")
+
+
+def _convert_mapping(value: Any, text: str | None, origin: str) -> dict[str, float]:
+    """A table of symbol -> dollars: TOML ``{ TSLA = 10000 }`` or env ``TSLA=10000,AAPL=5000``."""
+    if text is not None:
+        pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+        items = {k.strip().upper(): v.strip() for k, _, v in pairs}
+    elif isinstance(value, dict):
+        items = dict(value)
+    else:
+        raise ConfigError(f"{origin} must be a table of SYMBOL = dollars, got {value!r}")
+    out = {}
+    for key, raw in items.items():
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            out[str(key)] = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}.{key} must be a number of dollars, got {raw!r}") from None
+    return out
 
 
 def _show(value: Any) -> str:
@@ -375,4 +411,6 @@ def _toml(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
     return repr(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,6 +46,9 @@ def scenarios(draw):
         source="demo", periods_per_year=98_280,
     )  # fmt: skip
     opt = st.one_of(st.none(), st.floats(50, 5_000))
+    position_cap = draw(opt)
+    lowest = max(500.0, position_cap or 0.0)  # a position cap above the book cap is an error
+    portfolio_cap = draw(st.one_of(st.none(), st.floats(lowest, max(lowest, 12_000.0))))
     options = BacktestOptions(
         cash=draw(st.sampled_from([1_000.0, 10_000.0])),
         size_pct=draw(st.sampled_from([1.0, 0.5])),
@@ -56,8 +60,11 @@ def scenarios(draw):
             slippage_bps=draw(st.sampled_from([0.0, 1.0, 25.0])),
         ),
         risk=RiskRules(
-            max_position_size=draw(opt), max_portfolio_value=draw(opt),
+            max_position_size=position_cap, max_portfolio_value=portfolio_cap,
             daily_loss_limit=draw(st.one_of(st.none(), st.floats(10, 500))),
+            max_position_size_per_symbol=draw(st.sampled_from([{}, {"S0": 300.0}])),
+            max_open_positions=draw(st.sampled_from([None, 1, 2])),
+            max_drawdown=draw(st.sampled_from([None, 0.05, 0.2])),
         ),
     )  # fmt: skip
     return bars, target, options
@@ -73,6 +80,11 @@ def run_reference(bars, target, o: BacktestOptions):
         max_position_size=r.max_position_size or math.inf,
         max_portfolio_value=r.max_portfolio_value or math.inf,
         daily_loss_limit=r.daily_loss_limit or math.inf,
+        max_position_size_per_symbol={
+            bars.symbols.index(s): v for s, v in r.max_position_size_per_symbol.items()
+        },
+        max_open_positions=r.max_open_positions,
+        max_drawdown=r.max_drawdown or math.inf,
     )  # fmt: skip
 
 
@@ -126,16 +138,27 @@ def test_account_invariants(case):
     orders = orders_frame(sim, bars.ts_ns, list(bars.symbols))
     filled = orders.filter(orders["qty"] > 0)
     # a fill never exceeds the position cap, and never spends cash the account lacks
-    cap = options.risk.max_position_size
-    if cap is not None:
-        held_after = np.abs(sim.positions[filled["fill_bar"].to_numpy(), 0])
-        assert held_after.shape[0] == filled.height
+    # a fill that adds exposure never exceeds the symbol's cap, nor the open-positions limit
+    caps = options.risk.position_caps(bars.symbols)
+    limit = options.risk.max_open_positions or len(bars.symbols)
     for row in filled.iter_rows(named=True):
-        j = bars.symbols.index(row["symbol"])
-        after = abs(sim.positions[row["fill_bar"], j]) * row["price"]
-        before = abs(sim.positions[row["fill_bar"] - 1, j]) * row["price"] if row["fill_bar"] else 0
-        if cap is not None and after > before:
-            assert after <= cap + 1e-6
+        j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
+        after = abs(sim.positions[t, j]) * row["price"]
+        before = abs(sim.positions[t - 1, j]) * row["price"] if t else 0
+        if after > before:
+            assert after <= caps[j] + 1e-6
+        assert np.count_nonzero(sim.positions[t]) <= limit
+    # after the drawdown halt, exposure never grows again
+    dd = options.risk.max_drawdown
+    if dd is not None:
+        peak = np.maximum.accumulate(np.maximum(sim.equity, options.cash))
+        hit = np.flatnonzero(sim.equity <= peak * (1 - dd))
+        if len(hit):
+            later = orders.filter(pl.col("created_bar") > hit[0])
+            adds = later.filter(pl.col("qty") > 0)
+            for row in adds.iter_rows(named=True):
+                j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
+                assert abs(sim.positions[t, j]) < abs(sim.positions[t - 1, j]) + 1e-12
     if not np.any(target < 0) and options.costs.commission_min == 0:
         # long only, buys capped by cash, sells raise more than they cost (a minimum
         # commission on a tiny rebalancing sell may cost more than it raises)

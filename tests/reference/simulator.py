@@ -89,6 +89,7 @@ def simulate(
     ts_ns, open_, close, target, *, cash, size_pct=1.0, commission_rate=0.0,
     commission_per_share=0.0, commission_min=0.0, slippage_bps=0.0, fractional=False,
     max_position_size=math.inf, max_portfolio_value=math.inf, daily_loss_limit=math.inf,
+    max_position_size_per_symbol=None, max_open_positions=None, max_drawdown=math.inf,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -99,6 +100,9 @@ def simulate(
     open_trade: dict[int, Trade] = {}
     day_start = cash
     halted = False
+    peak = cash
+    stopped = False
+    caps = [(max_position_size_per_symbol or {}).get(j, max_position_size) for j in range(m)]
     prev_equity = cash
 
     def price_for(o, side):
@@ -131,12 +135,16 @@ def simulate(
                     px = price_for(open_[t][j], side)
                     reason = ""
                     new = want
-                    if abs(want) * px > max_position_size:
-                        new = clamp_added(pos[j], want, whole(max_position_size / px, fractional))
+                    if abs(want) * px > caps[j]:
+                        new = clamp_added(pos[j], want, whole(caps[j] / px, fractional))
                         reason = "max_position_size"
-                    if halted and adds_exposure(pos[j], new):
+                    if (halted or stopped) and adds_exposure(pos[j], new):
                         new = pos[j] if sign(new) == sign(pos[j]) else 0.0
-                        reason = "daily_loss_limit"
+                        reason = "max_drawdown" if stopped else "daily_loss_limit"
+                    held = sum(1 for q in pos if q != 0)
+                    opens = pos[j] == 0 and new != 0
+                    if opens and max_open_positions is not None and held >= max_open_positions:
+                        new, reason = 0.0, "max_open_positions"
                     if adds_exposure(pos[j], new) and max_portfolio_value < math.inf:
                         others = sum(abs(pos[k]) * marks[k] for k in range(m) if k != j and pos[k])
                         room = max(max_portfolio_value - others, 0.0)
@@ -198,6 +206,9 @@ def simulate(
         prev_equity = equity
         if equity <= day_start - daily_loss_limit:
             halted = True
+        peak = max(peak, equity)
+        if equity <= peak * (1 - max_drawdown):
+            stopped = True
     for j, tr in open_trade.items():
         tr.entry_price = tr.opened_value / tr.size
         tr.exit_price = last[j]

@@ -163,7 +163,7 @@ def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simula
         c.commission_min,
         c.slippage_bps,
         bool(options.fractional),
-        *options.risk.kernel_args(),
+        *options.risk.kernel_args(bars.symbols),
         equity,
         cash,
         positions,

@@ -24,6 +24,8 @@ from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb
 from barlab.engine.risk import (
     REASON_CASH,
     REASON_DAILY_LOSS_LIMIT,
+    REASON_MAX_DRAWDOWN,
+    REASON_MAX_OPEN_POSITIONS,
     REASON_MAX_PORTFOLIO_VALUE,
     REASON_MAX_POSITION_SIZE,
     REASON_NONE,
@@ -97,7 +99,9 @@ def simulate_nb(
     fractional,
     max_position,
     max_gross,
+    max_open,
     daily_loss,
+    max_drawdown,
     equity,
     cash_out,
     positions,
@@ -135,6 +139,8 @@ def simulate_nb(
     prev_equity = cash0
     day_start_equity = cash0
     halted = False
+    peak = cash0
+    stopped = False  # the max drawdown halt: for good
 
     for t in range(n):
         if t == 0 or day_id[t] != day_id[t - 1]:
@@ -172,14 +178,22 @@ def simulate_nb(
                     px = fill_price_nb(open_[t, j], side, slippage_bps)
                     reason = REASON_NONE
                     new_pos = want
-                    if abs(want) * px > max_position:
+                    if abs(want) * px > max_position[j]:
                         new_pos = _limit_increase(
-                            pos[j], want, _whole(max_position / px, fractional)
+                            pos[j], want, _whole(max_position[j] / px, fractional)
                         )
                         reason = REASON_MAX_POSITION_SIZE
-                    if halted and _increases(pos[j], new_pos):
+                    if (halted or stopped) and _increases(pos[j], new_pos):
                         new_pos = pos[j] if np.sign(new_pos) == np.sign(pos[j]) else 0.0
-                        reason = REASON_DAILY_LOSS_LIMIT
+                        reason = REASON_MAX_DRAWDOWN if stopped else REASON_DAILY_LOSS_LIMIT
+                    if pos[j] == 0.0 and new_pos != 0.0:
+                        n_open = 0
+                        for k in range(m):
+                            if pos[k] != 0.0:
+                                n_open += 1
+                        if n_open >= max_open:
+                            new_pos = 0.0
+                            reason = REASON_MAX_OPEN_POSITIONS
                     if _increases(pos[j], new_pos) and max_gross < np.inf:
                         gross_other = 0.0
                         for k in range(m):
@@ -291,6 +305,9 @@ def simulate_nb(
         prev_equity = value
         if value <= day_start_equity - daily_loss:
             halted = True
+        peak = max(peak, value)
+        if value <= peak * (1.0 - max_drawdown):
+            stopped = True
 
     # trades still open at the end are marked at the last close
     for j in range(m):
