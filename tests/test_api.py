@@ -29,7 +29,7 @@ def test_public_api_is_pinned():
 def test_import_has_no_side_effects():
     code = (
         "import sys, logging, barlab; "
-        "heavy = [m for m in ('plotly', 'exchange_calendars', 'pandas', 'requests') "
+        "heavy = [m for m in ('plotly', 'exchange_calendars', 'pandas', 'requests', 'numba') "
         "if m in sys.modules]; "
         "print(heavy, logging.getLogger().handlers, logging.getLogger('barlab').handlers)"
     )

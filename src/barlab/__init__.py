@@ -10,24 +10,50 @@ Importing barlab compiles nothing, configures no logging and opens no connection
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from barlab.bars import Bars
-from barlab.engine.backtest import BacktestOptions, backtest
-from barlab.engine.costs import Costs
-from barlab.engine.risk import RiskRules
-from barlab.errors import (
-    BarlabError,
-    ConfigError,
-    DataError,
-    StrategyError,
-)
-from barlab.metrics import Metrics
-from barlab.result import Result, load_run
-from barlab.strategy import Signals, Strategy, load_strategy
+from barlab.errors import BarlabError, ConfigError, DataError, StrategyError
 
 if TYPE_CHECKING:
+    from barlab.bars import Bars
     from barlab.config import Config
+    from barlab.engine.backtest import BacktestOptions, backtest
+    from barlab.engine.costs import Costs
+    from barlab.engine.risk import RiskRules
+    from barlab.metrics import Metrics
+    from barlab.result import Result, load_run
+    from barlab.strategy import Signals, Strategy, load_strategy
+
+# Imported on first use (PEP 562), so `import barlab` stays cheap and numba is loaded only
+# after the CLI has had its say about where the kernel cache lives.
+_LAZY = {
+    "Bars": "barlab.bars",
+    "BacktestOptions": "barlab.engine.backtest",
+    "backtest": "barlab.engine.backtest",
+    "Costs": "barlab.engine.costs",
+    "RiskRules": "barlab.engine.risk",
+    "Metrics": "barlab.metrics",
+    "Result": "barlab.result",
+    "load_run": "barlab.result",
+    "Signals": "barlab.strategy",
+    "Strategy": "barlab.strategy",
+    "load_strategy": "barlab.strategy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'barlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

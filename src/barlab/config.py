@@ -144,6 +144,9 @@ class FinnhubConfig:
 class SystemConfig:
     log_level: str = "WARNING"
     reports_dir: str = "reports"
+    numba_cache_dir: str = ""
+    """Where compiled kernels are cached ($NUMBA_CACHE_DIR wins); empty: numba's default,
+    beside the installed sources or, if that is read-only, a per-user cache directory."""
 
     def __post_init__(self) -> None:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

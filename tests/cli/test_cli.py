@@ -156,3 +156,21 @@ def test_corrupt_cache_file_is_named(home):
     assert str(part.name) in out.stderr and "Traceback" not in out.stderr
     debug = run(home, "run", "sma_crossover", *RANGE, "--symbols", "AAPL", "--debug")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+@pytest.mark.slow
+def test_warmup_compiles_into_the_configured_cache(home):
+    cache = home / "kernels"
+    (home / "backtest.toml").write_text(f'[system]\nnumba_cache_dir = "{cache}"\n')
+    out = run(home, "warmup")
+    assert out.returncode == 0, out.stderr
+    assert "sma_crossover" in out.stdout and f"cache: {cache}" in out.stdout
+    assert list(cache.rglob("*.nbi")), "no kernel was cached there"
+
+
+def test_an_unwritable_kernel_cache_is_a_clear_error(home):
+    blocker = home / "file"
+    blocker.write_text("")
+    out = run(home, "warmup", env={"NUMBA_CACHE_DIR": str(blocker / "cache")})
+    assert out.returncode == 2
+    assert "numba cache directory" in out.stderr and "NUMBA_CACHE_DIR" in out.stderr

@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     lst.set_defaults(func=cmd_list)
 
+    warm = sub.add_parser(
+        "warmup",
+        help="compile every kernel ahead of time",
+        description="Compile (or load from the numba cache) every kernel barlab uses, so the "
+        "first backtest is fast; prints how long it took and where the cache is.",
+    )
+    warm.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    warm.set_defaults(func=cmd_warmup)
+
     from barlab.cli.data import add_parser as add_data_parser
 
     add_data_parser(sub, _Parser)
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         from barlab.config import load_config
 
         config = load_config()
+        prepare_numba_cache(config)
         level = "DEBUG" if debug else config.system.log_level.upper()
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args, config) or 0)
@@ -174,7 +184,46 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def prepare_numba_cache(config: Any) -> None:
+    """Point numba's kernel cache where configured (before numba is imported), and make sure
+    it is writable: an unwritable cache is a clear error, not a hang or a silent recompile."""
+    import os
+
+    folder = os.environ.get("NUMBA_CACHE_DIR") or config.system.numba_cache_dir
+    if not folder:
+        return
+    path = Path(folder).expanduser()
+    where = "NUMBA_CACHE_DIR" if os.environ.get("NUMBA_CACHE_DIR") else "[system] numba_cache_dir"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".barlab-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        from barlab.errors import ConfigError
+
+        raise ConfigError(
+            f"the numba cache directory {path} ({where}) is not writable ({e.strerror}); "
+            "point it at a writable directory or unset it"
+        ) from e
+    os.environ["NUMBA_CACHE_DIR"] = str(path)
+
+
 # -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_warmup(args: argparse.Namespace, config: Any) -> int:
+    import os
+
+    from barlab.engine.warmup import warmup
+
+    started = time.perf_counter()
+    timings = warmup([Path(p) for p in config.strategy.paths])
+    for name, seconds in timings:
+        print(f"{name:<24}{seconds:8.2f} s")
+    cache = os.environ.get("NUMBA_CACHE_DIR") or "numba's default (beside the sources)"
+    print(f"all kernels ready in {time.perf_counter() - started:.2f} s; cache: {cache}")
+    return 0
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
