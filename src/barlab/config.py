@@ -80,6 +80,12 @@ class BacktestConfig:
     commission_per_share: float = 0.0
     commission_min: float = 0.0
     slippage_bps: float = 1.0
+    stop_loss: float | None = None
+    """Exit a position this fraction below (long) or above (short) its entry, e.g. 0.02."""
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    fill_policy: str = "pessimistic"
+    """When one bar reaches both the stop and the target: pessimistic (stop) or optimistic."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

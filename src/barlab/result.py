@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from barlab.engine.kernel import ORDER_FILLED, ORDER_REFUSED, ORDER_RESIZED
+from barlab.engine.kernel import (
+    KIND_MARKET,
+    KIND_STOP_LOSS,
+    KIND_TAKE_PROFIT,
+    KIND_TRAILING_STOP,
+    ORDER_FILLED,
+    ORDER_REFUSED,
+    ORDER_RESIZED,
+)
 from barlab.engine.risk import REASON_NAMES
 from barlab.errors import DataError, RunNotFoundError
 from barlab.metrics import Metrics, compute_metrics
@@ -35,6 +43,12 @@ if TYPE_CHECKING:
     from barlab.strategy import Strategy
 
 STATUS_NAMES = {ORDER_FILLED: "filled", ORDER_RESIZED: "resized", ORDER_REFUSED: "refused"}
+KIND_NAMES = {
+    KIND_MARKET: "market",
+    KIND_STOP_LOSS: "stop_loss",
+    KIND_TAKE_PROFIT: "take_profit",
+    KIND_TRAILING_STOP: "trailing_stop",
+}
 RUN_FORMAT = 1
 _TS = pl.Datetime("ns", "UTC")
 
@@ -310,6 +324,7 @@ def orders_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
             "time": pl.Series(ts_ns[oi[:, 1]], dtype=pl.Int64).cast(_TS),
             "symbol": [symbols[j] for j in oi[:, 2]],
             "side": ["buy" if s > 0 else "sell" for s in oi[:, 3]],
+            "kind": [KIND_NAMES[int(k)] for k in oi[:, 6]],
             "requested_qty": of[:, 0],
             "qty": of[:, 1],
             "price": of[:, 2],
@@ -317,8 +332,8 @@ def orders_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
             "status": [STATUS_NAMES[int(s)] for s in oi[:, 4]],
             "reason": [REASON_NAMES[int(r)] for r in oi[:, 5]],
         },
-        schema_overrides={"symbol": pl.String, "side": pl.String, "status": pl.String,
-                          "reason": pl.String},
+        schema_overrides={"symbol": pl.String, "side": pl.String, "kind": pl.String,
+                          "status": pl.String, "reason": pl.String},
     )  # fmt: skip
 
 
@@ -346,6 +361,7 @@ def trades_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
             "return": ret,
             "fees": fees,
             "is_open": ti[:, 4].astype(bool),
+            "ambiguous": ti[:, 5].astype(bool),
         }
     )  # fmt: skip
 

@@ -219,3 +219,16 @@ def test_each_missing_month_is_one_fetch(tmp_path, fetch_calls):
         ("AAPL", dt.date(2023, 4, 1), dt.date(2023, 4, 30)),
         ("AAPL", dt.date(2023, 5, 1), dt.date(2023, 5, 31)),
     ]
+
+
+def test_a_cache_of_an_older_schema_is_refetched_not_an_error(tmp_path):
+    import pyarrow.parquet as pq
+
+    load_bars(["AAPL"], *WEEK, data_dir=tmp_path)
+    path = Store(tmp_path).path(source="demo", timeframe="1m", symbol="AAPL", month="2023-03")
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"barlab.schema_version": b"1"}
+    pq.write_table(table.drop(["extended"]).replace_schema_metadata(meta), path)
+    again = load_bars(["AAPL"], *WEEK, data_dir=tmp_path)
+    assert again.n_bars == 5 * 390
+    assert "extended" in pq.read_schema(path).names

@@ -29,9 +29,11 @@ def scenarios(draw):
     rng = np.random.default_rng(seed)
     close = 50 * np.exp(np.cumsum(rng.normal(0, 0.03, (n, m)), axis=0))
     open_ = close * np.exp(rng.normal(0, 0.01, (n, m)))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.02, (n, m))))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.02, (n, m))))
     missing = rng.random((n, m)) < draw(st.sampled_from([0.0, 0.2]))
-    open_[missing] = np.nan
-    close[missing] = np.nan
+    for arr in (open_, high, low, close):
+        arr[missing] = np.nan
     choices = np.array([np.nan, 1.0, -1.0, 0.0, 0.5, -0.25])
     density = draw(st.sampled_from([0.05, 0.2, 0.5]))
     target = np.where(rng.random((n, m)) < density, choices[rng.integers(1, 6, (n, m))], np.nan)
@@ -40,8 +42,8 @@ def scenarios(draw):
     # bars three hours apart: sessions change every few bars (daily loss limit resets)
     ts = (1_672_756_200 * 10**9 + np.arange(n) * 3 * HOUR_NS).astype(np.int64)
     bars = Bars(
-        ts_ns=ts, open=np.ascontiguousarray(open_), high=np.ascontiguousarray(close),
-        low=np.ascontiguousarray(close), close=np.ascontiguousarray(close),
+        ts_ns=ts, open=np.ascontiguousarray(open_), high=np.ascontiguousarray(high),
+        low=np.ascontiguousarray(low), close=np.ascontiguousarray(close),
         volume=np.ones((n, m)), symbols=tuple(f"S{j}" for j in range(m)), timeframe="1m",
         source="demo", periods_per_year=98_280,
     )  # fmt: skip
@@ -49,7 +51,12 @@ def scenarios(draw):
     position_cap = draw(opt)
     lowest = max(500.0, position_cap or 0.0)  # a position cap above the book cap is an error
     portfolio_cap = draw(st.one_of(st.none(), st.floats(lowest, max(lowest, 12_000.0))))
+    exit_at = st.one_of(st.none(), st.sampled_from([0.01, 0.03, 0.08]))
     options = BacktestOptions(
+        stop_loss=draw(exit_at),
+        take_profit=draw(exit_at),
+        trailing_stop=draw(exit_at),
+        fill_policy=draw(st.sampled_from(["pessimistic", "optimistic"])),
         cash=draw(st.sampled_from([1_000.0, 10_000.0])),
         size_pct=draw(st.sampled_from([1.0, 0.5])),
         fractional=draw(st.booleans()),
@@ -85,6 +92,9 @@ def run_reference(bars, target, o: BacktestOptions):
         },
         max_open_positions=r.max_open_positions,
         max_drawdown=r.max_drawdown or math.inf,
+        high=bars.high.tolist(), low=bars.low.tolist(),
+        stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
+        trailing_stop=o.trailing_stop or math.inf, optimistic=o.fill_policy == "optimistic",
     )  # fmt: skip
 
 
@@ -102,6 +112,7 @@ def test_kernel_matches_reference(case):
         assert got["fill_bar"] == exp.fill_bar
         assert got["symbol"] == bars.symbols[exp.symbol]
         assert (got["side"], got["status"], got["reason"]) == (exp.side, exp.status, exp.reason)
+        assert got["kind"] == exp.kind
         assert got["requested_qty"] == exp.requested_qty
         assert got["qty"] == exp.qty
         assert got["price"] == exp.price
@@ -114,6 +125,7 @@ def test_kernel_matches_reference(case):
         assert got["direction"] == ("long" if exp.direction > 0 else "short")
         assert (got["entry_bar"], got["exit_bar"]) == (exp.entry_bar, exp.exit_bar)
         assert got["is_open"] == exp.is_open
+        assert got["ambiguous"] == exp.ambiguous
         assert got["size"] == exp.size
         for key in ("entry_price", "exit_price", "pnl", "fees"):
             assert got[key] == pytest.approx(getattr(exp, key), rel=1e-9, abs=1e-9)
@@ -138,6 +150,14 @@ def test_account_invariants(case):
     orders = orders_frame(sim, bars.ts_ns, list(bars.symbols))
     filled = orders.filter(orders["qty"] > 0)
     # a fill never exceeds the position cap, and never spends cash the account lacks
+    # every fill trades inside its bar's range (once the slippage is taken off) and after the
+    # order exists
+    slip = options.costs.slippage_bps * 1e-4
+    for row in filled.iter_rows(named=True):
+        j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
+        raw = row["price"] / (1 + slip if row["side"] == "buy" else 1 - slip)
+        assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
+        assert row["created_bar"] <= t
     # a fill that adds exposure never exceeds the symbol's cap, nor the open-positions limit
     caps = options.risk.position_caps(bars.symbols)
     limit = options.risk.max_open_positions or len(bars.symbols)

@@ -16,6 +16,7 @@ NY = ZoneInfo("America/New_York")
 
 @dataclass
 class Order:
+    kind: str  # market / stop_loss / take_profit / trailing_stop
     created_bar: int
     fill_bar: int
     symbol: int
@@ -45,6 +46,7 @@ class Trade:
     entry_price: float = 0.0
     exit_price: float = 0.0
     pnl: float = 0.0
+    ambiguous: bool = False
 
 
 @dataclass
@@ -85,11 +87,48 @@ def ny_day(ts_ns):
     return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).astimezone(NY).date()
 
 
+def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, first_bar):
+    """(kind, price, ambiguous) of the exit that fills in this bar, or None."""
+    long = pos > 0
+    stops = []
+    if sl < math.inf:
+        stops.append(("stop_loss", entry * (1 - sl) if long else entry * (1 + sl)))
+    if trail < math.inf:
+        stops.append(("trailing_stop", best * (1 - trail) if long else best * (1 + trail)))
+    # the tighter stop: the higher one for a long, the lower for a short (ties: stop_loss)
+    stop = (max if long else min)(stops, key=lambda s: s[1]) if stops else None
+    target = None
+    if tp < math.inf:
+        target = entry * (1 + tp) if long else entry * (1 - tp)
+
+    def beyond_stop(price):
+        return stop is not None and (price <= stop[1] if long else price >= stop[1])
+
+    def beyond_target(price):
+        return target is not None and (price >= target if long else price <= target)
+
+    if not first_bar and beyond_stop(o):
+        return stop[0], o, False
+    if not first_bar and beyond_target(o):
+        return "take_profit", o, False
+    hit_stop = beyond_stop(lo if long else h)
+    hit_target = beyond_target(h if long else lo)
+    if hit_stop and hit_target:
+        return ("take_profit", target, True) if optimistic else (stop[0], stop[1], True)
+    if hit_stop:
+        return stop[0], stop[1], False
+    if hit_target:
+        return "take_profit", target, False
+    return None
+
+
 def simulate(
     ts_ns, open_, close, target, *, cash, size_pct=1.0, commission_rate=0.0,
     commission_per_share=0.0, commission_min=0.0, slippage_bps=0.0, fractional=False,
     max_position_size=math.inf, max_portfolio_value=math.inf, daily_loss_limit=math.inf,
     max_position_size_per_symbol=None, max_open_positions=None, max_drawdown=math.inf,
+    high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
+    optimistic=False,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -98,6 +137,9 @@ def simulate(
     last = [math.nan] * m
     pending: dict[int, tuple[float, int]] = {}  # symbol -> (target, created bar)
     open_trade: dict[int, Trade] = {}
+    entry = [0.0] * m  # the open price of the bar the position was entered in
+    best = [0.0] * m  # best high (long) or low (short) of the bars since entry, before this one
+    entered = [-1] * m
     day_start = cash
     halted = False
     peak = cash
@@ -161,6 +203,7 @@ def simulate(
                     if qty <= 0:
                         acct.orders.append(
                             Order(
+                                "market",
                                 created,
                                 t,
                                 j,
@@ -178,6 +221,7 @@ def simulate(
                     status = "filled" if qty == requested else "resized"
                     acct.orders.append(
                         Order(
+                            "market",
                             created,
                             t,
                             j,
@@ -192,7 +236,31 @@ def simulate(
                     )
                     cash -= side * qty * px + fee
                     book_fill(acct, open_trade, j, t, pos[j], side, qty, px, fee)
+                    old = pos[j]
                     pos[j] += side * qty
+                    if pos[j] != 0 and sign(old) != sign(pos[j]):
+                        entry[j], best[j], entered[j] = open_[t][j], open_[t][j], t
+        for j in range(m):
+            if pos[j] == 0 or not math.isfinite(open_[t][j]) or high is None:
+                continue
+            hit = attached_exit(
+                pos[j], open_[t][j], high[t][j], low[t][j], entry[j], best[j],
+                stop_loss, take_profit, trailing_stop, optimistic, entered[j] == t,
+            )  # fmt: skip
+            if hit is None:
+                best[j] = max(best[j], high[t][j]) if pos[j] > 0 else min(best[j], low[t][j])
+                continue
+            kind, level, ambiguous = hit
+            side = -1 if pos[j] > 0 else 1
+            qty = abs(pos[j])
+            px = price_for(level, side)
+            fee = fee_for(qty, px, commission_rate, commission_per_share, commission_min)
+            acct.orders.append(Order(kind, t, t, j, "buy" if side > 0 else "sell", qty, qty, px,
+                                     fee, "filled", ""))  # fmt: skip
+            cash -= side * qty * px + fee
+            open_trade[j].ambiguous = ambiguous
+            book_fill(acct, open_trade, j, t, pos[j], side, qty, px, fee)
+            pos[j] = 0.0
         for j in range(m):
             if math.isfinite(close[t][j]):
                 last[j] = close[t][j]

@@ -122,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trade fractional shares (default: whole shares)",
     )
+    exits = (
+        ("--stop-loss", "below (long) or above (short) the entry, e.g. 0.02"),
+        ("--take-profit", "beyond the entry in the trade's favour, e.g. 0.05"),
+        ("--trailing-stop", "behind the best price since entry, e.g. 0.03"),
+    )
+    for flag, what in exits:
+        run.add_argument(
+            flag, type=float, metavar="FRACTION", help=f"exit attached to every entry: {what}"
+        )
+    run.add_argument(
+        "--fill-policy",
+        choices=["pessimistic", "optimistic"],
+        help="a bar reaching both the stop and the target fills the stop (pessimistic, default)",
+    )
     run.add_argument("--no-report", action="store_true", help="save the run without report.html")
     run.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead of the summary"
@@ -240,6 +254,10 @@ def backtest_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     """The backtest's options: [backtest] and [risk] from the config, overridden by flags."""
     opts: dict[str, Any] = {**config.to_dict()["backtest"], **config.to_dict()["risk"]}
     for flag, key in (
+        ("stop_loss", "stop_loss"),
+        ("take_profit", "take_profit"),
+        ("trailing_stop", "trailing_stop"),
+        ("fill_policy", "fill_policy"),
         ("cash", "cash"),
         ("commission", "commission_rate"),
         ("slippage_bps", "slippage_bps"),

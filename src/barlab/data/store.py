@@ -474,17 +474,19 @@ def _arrow_schema() -> pa.Schema:
 
 
 def _month_file(path: Path, md: pq.FileMetaData) -> MonthFile:
+    raw = md.metadata or {}
+    meta = {k.decode()[7:]: v.decode() for k, v in raw.items() if k.startswith(b"barlab.")}
     try:
         schema = md.schema.to_arrow_schema().remove_metadata()
     except (pa.ArrowException, ValueError) as e:
         raise CacheError(f"cache file {path} has an unreadable schema ({e}); {_FIX}") from e
-    if schema != _arrow_schema():
+    # a file of an older schema version is stale, not corrupt: coverage() asks for it again
+    current = meta.get("schema_version") == str(SCHEMA_VERSION)
+    if current and schema != _arrow_schema():
         raise CacheError(
             f"cache file {path} has columns {schema.names} or types other than barlab's bar "
             f"schema; {_FIX}"
         )
-    raw = md.metadata or {}
-    meta = {k.decode()[7:]: v.decode() for k, v in raw.items() if k.startswith(b"barlab.")}
     try:
         return MonthFile(
             path=path,

@@ -37,6 +37,14 @@ class BacktestOptions:
         Commission and slippage.
     risk : RiskRules
         The account's limits.
+    stop_loss, take_profit, trailing_stop : float or None
+        Exits attached to every entry, as fractions: ``stop_loss=0.02`` sells a long 2 % below
+        its entry price, ``take_profit=0.05`` 5 % above it, ``trailing_stop=0.03`` 3 % below
+        the best high since entry (mirrored for shorts). None: off.
+    fill_policy : str
+        For a bar whose range reaches both the stop and the target: ``"pessimistic"`` (the
+        stop fills; the default) or ``"optimistic"`` (the target fills). Such trades are
+        counted in ``Result.metrics`` (``ambiguous_trades``).
     """
 
     cash: float = 100_000.0
@@ -44,8 +52,22 @@ class BacktestOptions:
     fractional: bool = False
     costs: Costs = field(default_factory=Costs)
     risk: RiskRules = field(default_factory=RiskRules)
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    trailing_stop: float | None = None
+    fill_policy: str = "pessimistic"
 
     def __post_init__(self) -> None:
+        for name in ("stop_loss", "take_profit", "trailing_stop"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < (10 if name == "take_profit" else 1):
+                raise ConfigError(
+                    f"{name} is a fraction of the entry price, e.g. 0.02 for 2 %, got {value!r}"
+                )
+        if self.fill_policy not in ("pessimistic", "optimistic"):
+            raise ConfigError(
+                f"fill_policy must be pessimistic or optimistic, got {self.fill_policy!r}"
+            )
         if not (self.cash > 0 and np.isfinite(self.cash)):
             raise ConfigError(f"cash must be a positive number of dollars, got {self.cash!r}")
         if not (0 < self.size_pct <= 1):
@@ -142,17 +164,21 @@ class Simulation:
 def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simulation:
     """Run the kernel over ``bars`` with the ``target`` instructions."""
     n, m = bars.close.shape
-    capacity = int(np.count_nonzero(~np.isnan(target))) + 1
+    # every instruction makes at most one order, and each entry at most one attached exit
+    capacity = 2 * int(np.count_nonzero(~np.isnan(target))) + 1
     equity = np.empty(n)
     cash = np.empty(n)
     positions = np.empty((n, m))
-    orders_i = np.zeros((capacity, 6), dtype=np.int64)
+    orders_i = np.zeros((capacity, 7), dtype=np.int64)
     orders_f = np.zeros((capacity, 4))
-    trades_i = np.zeros((capacity + m, 5), dtype=np.int64)
+    trades_i = np.zeros((capacity + m, 6), dtype=np.int64)
     trades_f = np.zeros((capacity + m, 5))
     c = options.costs
+    inf = np.inf
     n_orders, n_trades = simulate_nb(
         bars.open,
+        bars.high,
+        bars.low,
         bars.close,
         target,
         session_ids(bars.ts_ns),
@@ -164,6 +190,10 @@ def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simula
         c.slippage_bps,
         bool(options.fractional),
         *options.risk.kernel_args(bars.symbols),
+        inf if options.stop_loss is None else float(options.stop_loss),
+        inf if options.take_profit is None else float(options.take_profit),
+        inf if options.trailing_stop is None else float(options.trailing_stop),
+        options.fill_policy == "optimistic",
         equity,
         cash,
         positions,

@@ -11,6 +11,12 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
 - Within a bar, sells fill before buys, so a rebalance can use the cash the sells free.
 - Buys never spend cash the account does not have; risk rules resize or refuse orders, and every
   such order is logged with its reason.
+- Exits attached to every entry (``stop_loss``, ``take_profit``, ``trailing_stop``, fractions of
+  the entry price or of the best price since entry) are checked on every bar from the entry bar
+  on, after the open's fills: a bar that gaps through a level fills at its open, one that trades
+  through it at the level (slippage applied). When a bar's range holds both the stop and the
+  target, the declared fill policy decides (pessimistic: the stop) and the trade is counted as
+  ambiguous. The trailing level follows the best high (low, for shorts) of the bars before.
 - Equity is cash plus positions marked at each bar's close (last known close where a symbol has no
   bar).
 """
@@ -34,6 +40,11 @@ from barlab.engine.risk import (
 ORDER_FILLED = 0
 ORDER_RESIZED = 1  # filled, with fewer shares than asked (reason says why)
 ORDER_REFUSED = 2  # nothing filled (reason says why)
+
+KIND_MARKET = 0  # from the strategy's signals, at the next open
+KIND_STOP_LOSS = 1
+KIND_TAKE_PROFIT = 2
+KIND_TRAILING_STOP = 3
 
 
 @njit(cache=True)
@@ -85,8 +96,99 @@ def _increases(pos, new_pos):
 
 
 @njit(cache=True)
+def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows):
+    """Add a fill to symbol ``j``'s round trip: close the old position first, then open.
+
+    ``flows[j]`` holds the open trade's [bought qty, bought $, sold qty, sold $, fees].
+    Returns the new trade count.
+    """
+    closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
+    if closing > 0.0:
+        if side == 1:
+            flows[j, 0] += closing
+            flows[j, 1] += closing * px
+        else:
+            flows[j, 2] += closing
+            flows[j, 3] += closing * px
+        flows[j, 4] += fee * closing / qty
+        if closing == abs(old):
+            k = trade_at[j]
+            long = trades_i[k, 1] == 1
+            trades_i[k, 3] = t
+            trades_i[k, 4] = 0
+            trades_f[k, 1] = (flows[j, 1] if long else flows[j, 3]) / trades_f[k, 0]
+            trades_f[k, 2] = (flows[j, 3] / flows[j, 2]) if long else (flows[j, 1] / flows[j, 0])
+            trades_f[k, 3] = flows[j, 3] - flows[j, 1] - flows[j, 4]
+            trades_f[k, 4] = flows[j, 4]
+            trade_at[j] = -1
+    opening = qty - closing
+    if opening > 0.0:
+        if trade_at[j] == -1:
+            k = n_trades
+            n_trades += 1
+            trade_at[j] = k
+            trades_i[k, 0] = j
+            trades_i[k, 1] = side
+            trades_i[k, 2] = t
+            trades_i[k, 3] = -1
+            trades_i[k, 4] = 1
+            trades_i[k, 5] = 0
+            trades_f[k, 0] = 0.0
+            flows[j, :] = 0.0
+        k = trade_at[j]
+        trades_f[k, 0] += opening
+        if side == 1:
+            flows[j, 0] += opening
+            flows[j, 1] += opening * px
+        else:
+            flows[j, 2] += opening
+            flows[j, 3] += opening * px
+        flows[j, 4] += fee - (fee * closing / qty if closing > 0.0 else 0.0)
+    return n_trades
+
+
+@njit(cache=True)
+def _exit_price_nb(pos, open_, high, low, entry, best, sl, tp, trail, optimistic, first_bar):
+    """Which attached exit fills in this bar, and at what price (before slippage).
+
+    Returns ``(kind, price, ambiguous)``; kind 0 when none does.
+    """
+    d = 1.0 if pos > 0.0 else -1.0
+    stop = -np.inf
+    stop_kind = 0
+    if sl < np.inf:
+        stop = entry * (1.0 - d * sl) * d
+        stop_kind = KIND_STOP_LOSS
+    if trail < np.inf:
+        level = best * (1.0 - d * trail) * d
+        if level > stop:
+            stop = level
+            stop_kind = KIND_TRAILING_STOP
+    target = entry * (1.0 + d * tp) * d if tp < np.inf else np.inf
+    # in long terms (prices times d): a stop is hit below it, a target above it
+    o, lo, hi = open_ * d, (low if d > 0 else high) * d, (high if d > 0 else low) * d
+    if not first_bar and o <= stop:
+        return stop_kind, open_, False
+    if not first_bar and o >= target:
+        return KIND_TAKE_PROFIT, open_, False
+    hit_stop = stop_kind != 0 and lo <= stop
+    hit_target = target < np.inf and hi >= target
+    if hit_stop and hit_target:
+        if optimistic:
+            return KIND_TAKE_PROFIT, target * d, True
+        return stop_kind, stop * d, True
+    if hit_stop:
+        return stop_kind, stop * d, False
+    if hit_target:
+        return KIND_TAKE_PROFIT, target * d, False
+    return 0, 0.0, False
+
+
+@njit(cache=True)
 def simulate_nb(
     open_,
+    high,
+    low,
     close,
     target,
     day_id,
@@ -102,6 +204,10 @@ def simulate_nb(
     max_open,
     daily_loss,
     max_drawdown,
+    stop_loss,
+    take_profit,
+    trailing_stop,
+    optimistic,
     equity,
     cash_out,
     positions,
@@ -113,9 +219,9 @@ def simulate_nb(
     """Simulate one account over ``n`` bars and ``m`` symbols.
 
     Outputs are written in place: ``equity``/``cash_out`` (n,), ``positions`` (n, m) in shares,
-    ``orders_i`` (k, 6) int64 [created_bar, fill_bar, symbol, side, status, reason],
+    ``orders_i`` (k, 7) int64 [created_bar, fill_bar, symbol, side, status, reason, kind],
     ``orders_f`` (k, 4) float64 [requested_qty, filled_qty, price, fee],
-    ``trades_i`` (k, 5) int64 [symbol, direction, entry_bar, exit_bar, is_open],
+    ``trades_i`` (k, 6) int64 [symbol, direction, entry_bar, exit_bar, is_open, ambiguous],
     ``trades_f`` (k, 5) float64 [size, entry_price, exit_price, pnl, fees].
     Returns ``(n_orders, n_trades)``.
     """
@@ -126,13 +232,12 @@ def simulate_nb(
     mark = np.zeros(m)
     pending = np.full(m, np.nan)
     pending_bar = np.zeros(m, dtype=np.int64)
-    # the open trade of each symbol: index into trades_*, its buys, sells and fees so far
     trade_at = np.full(m, -1, dtype=np.int64)
-    buy_qty = np.zeros(m)
-    buy_val = np.zeros(m)
-    sell_qty = np.zeros(m)
-    sell_val = np.zeros(m)
-    trade_fees = np.zeros(m)
+    flows = np.zeros((m, 5))
+    entry_px = np.zeros(m)  # the price exits are measured from
+    best = np.zeros(m)  # best price since entry (trailing stop), bars before this one
+    entry_bar = np.zeros(m, dtype=np.int64)
+    has_exits = stop_loss < np.inf or take_profit < np.inf or trailing_stop < np.inf
     n_orders = 0
     n_trades = 0
     alloc = size_pct / m
@@ -221,6 +326,7 @@ def simulate_nb(
                     orders_i[o, 2] = j
                     orders_i[o, 3] = side
                     orders_i[o, 5] = reason
+                    orders_i[o, 6] = KIND_MARKET
                     orders_f[o, 0] = requested
                     orders_f[o, 1] = qty
                     orders_f[o, 2] = px
@@ -234,59 +340,54 @@ def simulate_nb(
                     orders_f[o, 3] = fee
                     cash -= side * qty * px + fee
                     old = pos[j]
-                    new = old + side * qty
-                    # the part of the fill that closes the old position, then the part that opens
-                    closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
-                    if closing > 0.0:
-                        part_fee = fee * closing / qty
-                        if side == 1:
-                            buy_qty[j] += closing
-                            buy_val[j] += closing * px
-                        else:
-                            sell_qty[j] += closing
-                            sell_val[j] += closing * px
-                        trade_fees[j] += part_fee
-                        if closing == abs(old):
-                            k = trade_at[j]
-                            direction = trades_i[k, 1]
-                            opened_val = buy_val[j] if direction == 1 else sell_val[j]
-                            closed_val = sell_val[j] if direction == 1 else buy_val[j]
-                            closed_qty = sell_qty[j] if direction == 1 else buy_qty[j]
-                            trades_i[k, 3] = t
-                            trades_i[k, 4] = 0
-                            trades_f[k, 1] = opened_val / trades_f[k, 0]
-                            trades_f[k, 2] = closed_val / closed_qty
-                            trades_f[k, 3] = sell_val[j] - buy_val[j] - trade_fees[j]
-                            trades_f[k, 4] = trade_fees[j]
-                            trade_at[j] = -1
-                    opening = qty - closing
-                    if opening > 0.0:
-                        part_fee = fee - (fee * closing / qty if closing > 0.0 else 0.0)
-                        if trade_at[j] == -1:
-                            k = n_trades
-                            n_trades += 1
-                            trade_at[j] = k
-                            trades_i[k, 0] = j
-                            trades_i[k, 1] = side
-                            trades_i[k, 2] = t
-                            trades_i[k, 3] = -1
-                            trades_i[k, 4] = 1
-                            trades_f[k, 0] = 0.0
-                            buy_qty[j] = 0.0
-                            buy_val[j] = 0.0
-                            sell_qty[j] = 0.0
-                            sell_val[j] = 0.0
-                            trade_fees[j] = 0.0
-                        k = trade_at[j]
-                        trades_f[k, 0] += opening
-                        if side == 1:
-                            buy_qty[j] += opening
-                            buy_val[j] += opening * px
-                        else:
-                            sell_qty[j] += opening
-                            sell_val[j] += opening * px
-                        trade_fees[j] += part_fee
-                    pos[j] = new
+                    pos[j] = old + side * qty
+                    n_trades = _book_nb(
+                        j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows
+                    )
+                    if pos[j] != 0.0 and (old == 0.0 or np.sign(old) != np.sign(pos[j])):
+                        entry_px[j] = open_[t, j]
+                        best[j] = open_[t, j]
+                        entry_bar[j] = t
+
+        if has_exits:
+            for j in range(m):
+                if pos[j] == 0.0 or not np.isfinite(open_[t, j]):
+                    continue
+                kind, level, ambiguous = _exit_price_nb(
+                    pos[j], open_[t, j], high[t, j], low[t, j], entry_px[j], best[j],
+                    stop_loss, take_profit, trailing_stop, optimistic, entry_bar[j] == t,
+                )  # fmt: skip
+                if kind == 0:
+                    if pos[j] > 0.0:
+                        best[j] = max(best[j], high[t, j])
+                    else:
+                        best[j] = min(best[j], low[t, j])
+                    continue
+                side = -1 if pos[j] > 0.0 else 1
+                qty = abs(pos[j])
+                px = fill_price_nb(level, side, slippage_bps)
+                fee = fee_nb(qty, px, rate, per_share, minimum)
+                o = n_orders
+                n_orders += 1
+                orders_i[o, 0] = t
+                orders_i[o, 1] = t
+                orders_i[o, 2] = j
+                orders_i[o, 3] = side
+                orders_i[o, 4] = ORDER_FILLED
+                orders_i[o, 5] = REASON_NONE
+                orders_i[o, 6] = kind
+                orders_f[o, 0] = qty
+                orders_f[o, 1] = qty
+                orders_f[o, 2] = px
+                orders_f[o, 3] = fee
+                cash -= side * qty * px + fee
+                if ambiguous:
+                    trades_i[trade_at[j], 5] = 1
+                old = pos[j]
+                pos[j] = 0.0
+                n_trades = _book_nb(
+                    j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows
+                )
 
         value = cash
         for j in range(m):
@@ -313,11 +414,10 @@ def simulate_nb(
     for j in range(m):
         k = trade_at[j]
         if k >= 0:
-            direction = trades_i[k, 1]
-            opened_val = buy_val[j] if direction == 1 else sell_val[j]
-            trades_f[k, 1] = opened_val / trades_f[k, 0]
+            long = trades_i[k, 1] == 1
+            trades_f[k, 1] = (flows[j, 1] if long else flows[j, 3]) / trades_f[k, 0]
             trades_f[k, 2] = last[j]
-            trades_f[k, 3] = sell_val[j] - buy_val[j] + pos[j] * last[j] - trade_fees[j]
-            trades_f[k, 4] = trade_fees[j]
+            trades_f[k, 3] = flows[j, 3] - flows[j, 1] + pos[j] * last[j] - flows[j, 4]
+            trades_f[k, 4] = flows[j, 4]
             trades_i[k, 3] = n - 1
     return n_orders, n_trades
