@@ -20,7 +20,20 @@ from barlab.bars import Bars
 from barlab.engine.backtest import BacktestOptions, simulate
 
 BARS_PER_YEAR = 390 * 252
-TARGETS_MS = {"W1 backtest()": 5.0, "W3 backtest()": 300.0}
+TARGETS_MS = {
+    "W1 backtest()": 5.0,
+    "W1 backtest() + stop-loss + all risk rules": 5.0,
+    "W3 backtest()": 300.0,
+}
+# issue 4's workload: a stop-loss and every risk rule switched on
+RISKY = {
+    "stop_loss": 0.01,
+    "max_position_size": 90_000.0,
+    "max_portfolio_value": 100_000.0,
+    "max_open_positions": 50,
+    "daily_loss_limit": 5_000.0,
+    "max_drawdown": 0.9,
+}
 
 
 def gbm_bars(n_symbols: int, n_bars: int = BARS_PER_YEAR, seed: int = 42) -> Bars:
@@ -68,6 +81,11 @@ def main() -> None:
             "kernel only": lambda b=bars, t=target: simulate(b, t, opts),
             "backtest()": lambda b=bars: barlab.backtest(strategy, b, **options),
         }
+        if m == 1:
+            risky = {**options, **RISKY}
+            timings["backtest() + stop-loss + all risk rules"] = lambda b=bars, r=risky: (
+                barlab.backtest(strategy, b, **r)
+            )
         rows += [(f"{label} {name}", best_ms(fn)) for name, fn in timings.items()]
         print(f"{label}: {m} symbol(s) x {bars.n_bars:,} bars: {result.metrics.n_trades} trades, "
               f"final equity {result.metrics.final_equity:,.2f}")  # fmt: skip
