@@ -15,7 +15,8 @@ import requests
 from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
 from barlab.data.http import HttpClient, HttpStats, TokenBucket
-from barlab.data.schema import SCHEMA, normalize
+from barlab.data.providers import records
+from barlab.data.schema import SCHEMA
 from barlab.errors import AuthError, ConfigError, DataError, ProviderError
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ _AUTH_HINT = (
     "check APCA_API_KEY_ID and APCA_API_SECRET_KEY (export them or put them in ./.env); "
     "they are the key pair of your Alpaca account, paper or live"
 )
-_COLUMNS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
-_OPTIONAL = {"vw": "vwap", "n": "n_trades"}
 
 
 def connect(config: Config) -> AlpacaProvider:
@@ -245,18 +244,7 @@ def _bars_of(body: dict[str, Any], symbol: str) -> list[dict[str, Any]]:
 
 def _frame(bars: list[dict[str, Any]], symbol: str) -> pl.DataFrame:
     """Alpaca bar objects (``t`` RFC-3339 with Z, ``o h l c v``, optional ``vw n``) as bars."""
-    if not bars:
-        return SCHEMA.to_frame()
-    try:
-        columns = {name: [bar[key] for bar in bars] for key, name in _COLUMNS.items()}
-    except (KeyError, TypeError) as e:
-        raise ProviderError(f"alpaca bar for {symbol} lacks field {e}; expected t o h l c v") from e
-    for key, name in _OPTIONAL.items():
-        columns[name] = [bar.get(key) for bar in bars]
-    try:
-        df = pl.DataFrame(columns, strict=False).with_columns(
-            pl.col("ts").str.to_datetime(time_unit="ns", time_zone="UTC")
-        )
-    except pl.exceptions.PolarsError as e:
-        raise ProviderError(f"alpaca bars for {symbol} cannot be read: {e}") from e
-    return normalize(df)
+    return records.frame(
+        bars, vendor="alpaca", symbol=symbol, ts_type=pl.String,
+        to_utc_ns=lambda t: t.str.to_datetime(time_unit="ns", time_zone="UTC"),
+    )  # fmt: skip

@@ -20,7 +20,7 @@ import requests
 from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
 from barlab.data.http import HttpClient, HttpStats, TokenBucket
-from barlab.data.schema import SCHEMA, normalize
+from barlab.data.providers import records
 from barlab.errors import AuthError, ConfigError, DataError, DataRequestError, ProviderError
 
 if TYPE_CHECKING:
@@ -53,18 +53,6 @@ _PLAN_HINT = (
     f"no same-day minute bars); ask for an older or shorter range, or set {KEY_NAME} to the key "
     "of a plan that covers it"
 )
-_COLUMNS = {"t": "ts", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
-_OPTIONAL = {"vw": "vwap", "n": "n_trades"}
-_TYPES = {
-    "ts": pl.Int64,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "vwap": pl.Float64,
-    "n_trades": pl.Int64,
-}
 _NS_PER_MS = 1_000_000
 
 
@@ -297,18 +285,7 @@ def _results_of(body: dict[str, Any], symbol: str) -> list[dict[str, Any]]:
 
 def _frame(results: list[dict[str, Any]], symbol: str) -> pl.DataFrame:
     """Polygon aggregates (``t`` Unix ms bar start, ``o h l c v``, optional ``vw n``) as bars."""
-    if not results:
-        return SCHEMA.to_frame()
-    try:
-        columns = {name: [bar[key] for bar in results] for key, name in _COLUMNS.items()}
-    except (KeyError, TypeError) as e:
-        raise ProviderError(
-            f"polygon bar for {symbol} lacks field {e}; expected t o h l c v"
-        ) from e
-    for key, name in _OPTIONAL.items():
-        columns[name] = [bar.get(key) for bar in results]
-    try:
-        df = pl.DataFrame(columns, schema=_TYPES, strict=False)
-    except (pl.exceptions.PolarsError, TypeError, ValueError) as e:
-        raise ProviderError(f"polygon bars for {symbol} cannot be read: {e}") from e
-    return normalize(df.with_columns(pl.col("ts") * _NS_PER_MS))
+    return records.frame(
+        results, vendor="polygon", symbol=symbol, ts_type=pl.Int64,
+        to_utc_ns=lambda t: t * _NS_PER_MS,
+    )  # fmt: skip
