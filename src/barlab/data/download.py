@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from barlab.bars import SYNTHETIC_SOURCES
 from barlab.data import calendar
 from barlab.data.providers import Provider
 from barlab.data.schema import normalize, quarantine
@@ -19,9 +20,6 @@ from barlab.data.store import Gap, Store, month_days
 from barlab.errors import AuthError, DataError, ProviderError
 
 log = logging.getLogger(__name__)
-
-SYNTHETIC = frozenset({"demo"})
-
 
 @dataclass
 class Chunk:
@@ -54,7 +52,7 @@ class FillReport:
 def last_complete_day(source: str, today: dt.date | None = None) -> dt.date | None:
     """The last day a vendor's bars can be complete (yesterday, New York); None for the demo
     market, which can make any day."""
-    if source in SYNTHETIC:
+    if source in SYNTHETIC_SOURCES:
         return None
     now = today or dt.datetime.now(calendar.NEW_YORK).date()
     return now - dt.timedelta(days=1)
