@@ -339,9 +339,11 @@ def orders_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
 
 def trades_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.DataFrame:
     """Round trips: entry to exit (or to the last bar, ``is_open``), with P&L after fees;
-    ``return`` is the P&L as a fraction of the entry value (0.012 = 1.2 %)."""
+    ``return`` is the P&L as a fraction of the entry value (0.012 = 1.2 %); ``mae`` / ``mfe``
+    the worst and best price move against / for the trade while it was open, as fractions of
+    the entry price (-0.02, 0.035); ``bars_held`` its duration in bars."""
     ti, tf = sim.trades_i, sim.trades_f
-    size, entry, exit_, pnl, fees = (tf[:, k] for k in range(5))
+    size, entry, exit_, pnl, fees, mae, mfe = (tf[:, k] for k in range(7))
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = np.where(size * entry > 0, pnl / (size * entry), 0.0)
     return pl.DataFrame(
@@ -360,6 +362,9 @@ def trades_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
             "pnl": pnl,
             "return": ret,
             "fees": fees,
+            "mae": mae,
+            "mfe": mfe,
+            "bars_held": ti[:, 3] - ti[:, 2],
             "is_open": ti[:, 4].astype(bool),
             "ambiguous": ti[:, 5].astype(bool),
         }

@@ -127,7 +127,8 @@ def test_kernel_matches_reference(case):
         assert got["is_open"] == exp.is_open
         assert got["ambiguous"] == exp.ambiguous
         assert got["size"] == exp.size
-        for key in ("entry_price", "exit_price", "pnl", "fees"):
+        assert got["bars_held"] == exp.exit_bar - exp.entry_bar
+        for key in ("entry_price", "exit_price", "pnl", "fees", "mae", "mfe"):
             assert got[key] == pytest.approx(getattr(exp, key), rel=1e-9, abs=1e-9)
 
     np.testing.assert_allclose(sim.equity, want.equity, rtol=1e-9, atol=1e-9)
@@ -158,6 +159,13 @@ def test_account_invariants(case):
         raw = row["price"] / (1 + slip if row["side"] == "buy" else 1 - slip)
         assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
         assert row["created_bar"] <= t
+    # a trade's exit lies between its worst and best excursion
+    trades = trades_frame(sim, bars.ts_ns, list(bars.symbols))
+    for tr in trades.iter_rows(named=True):
+        d = 1 if tr["direction"] == "long" else -1
+        move = d * (tr["exit_price"] / tr["entry_price"] - 1)
+        assert tr["mae"] - 1e-9 <= move <= tr["mfe"] + 1e-9
+        assert tr["mae"] <= 1e-9 or tr["mfe"] >= -1e-9
     # a fill that adds exposure never exceeds the symbol's cap, nor the open-positions limit
     caps = options.risk.position_caps(bars.symbols)
     limit = options.risk.max_open_positions or len(bars.symbols)

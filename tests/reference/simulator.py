@@ -47,6 +47,22 @@ class Trade:
     exit_price: float = 0.0
     pnl: float = 0.0
     ambiguous: bool = False
+    highest: float = 0.0  # prices seen while open
+    lowest: float = 0.0
+    mae: float = 0.0
+    mfe: float = 0.0
+
+    def excursions(self):
+        if self.direction > 0:
+            self.mae, self.mfe = (
+                self.lowest / self.entry_price - 1,
+                self.highest / self.entry_price - 1,
+            )
+        else:
+            self.mae, self.mfe = (
+                1 - self.highest / self.entry_price,
+                1 - self.lowest / self.entry_price,
+            )
 
 
 @dataclass
@@ -264,6 +280,9 @@ def simulate(
         for j in range(m):
             if math.isfinite(close[t][j]):
                 last[j] = close[t][j]
+            if pos[j] != 0 and high is not None and math.isfinite(high[t][j]):
+                tr = open_trade[j]
+                tr.highest, tr.lowest = max(tr.highest, high[t][j]), min(tr.lowest, low[t][j])
         equity = marked(cash, pos, last)
         acct.equity.append(equity)
         acct.cash.append(cash)
@@ -282,6 +301,7 @@ def simulate(
         tr.exit_price = last[j]
         tr.exit_bar = n - 1
         tr.pnl = tr.sold - tr.bought + pos[j] * last[j] - tr.fees
+        tr.excursions()
     return acct
 
 
@@ -324,10 +344,12 @@ def book_fill(acct, open_trade, j, t, old, side, qty, px, fee):
             tr.entry_price = tr.opened_value / tr.size
             tr.exit_price = tr.closed_value / tr.closed_qty
             tr.pnl = tr.sold - tr.bought - tr.fees
+            tr.highest, tr.lowest = max(tr.highest, px), min(tr.lowest, px)
+            tr.excursions()
             del open_trade[j]
     if opening:
         if j not in open_trade:
-            open_trade[j] = Trade(symbol=j, direction=side, entry_bar=t)
+            open_trade[j] = Trade(symbol=j, direction=side, entry_bar=t, highest=px, lowest=px)
             acct.trades.append(open_trade[j])
         tr = open_trade[j]
         tr.fees += fee - (fee * closing / qty if closing else 0.0)

@@ -172,7 +172,7 @@ def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simula
     orders_i = np.zeros((capacity, 7), dtype=np.int64)
     orders_f = np.zeros((capacity, 4))
     trades_i = np.zeros((capacity + m, 6), dtype=np.int64)
-    trades_f = np.zeros((capacity + m, 5))
+    trades_f = np.zeros((capacity + m, 7))
     c = options.costs
     inf = np.inf
     n_orders, n_trades = simulate_nb(

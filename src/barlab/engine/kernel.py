@@ -96,11 +96,24 @@ def _increases(pos, new_pos):
 
 
 @njit(cache=True)
-def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows):
+def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
+    """MAE and MFE of trade ``k`` (fractions of its average entry price) from the extreme
+    prices seen while it was open."""
+    entry = trades_f[k, 1]
+    if trades_i[k, 1] == 1:
+        trades_f[k, 5] = seen_lo / entry - 1.0
+        trades_f[k, 6] = seen_hi / entry - 1.0
+    else:
+        trades_f[k, 5] = 1.0 - seen_hi / entry
+        trades_f[k, 6] = 1.0 - seen_lo / entry
+
+
+@njit(cache=True)
+def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows, seen):
     """Add a fill to symbol ``j``'s round trip: close the old position first, then open.
 
-    ``flows[j]`` holds the open trade's [bought qty, bought $, sold qty, sold $, fees].
-    Returns the new trade count.
+    ``flows[j]`` holds the open trade's [bought qty, bought $, sold qty, sold $, fees] and
+    ``seen[j]`` the [highest, lowest] price seen while it is open. Returns the new trade count.
     """
     closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
     if closing > 0.0:
@@ -120,6 +133,7 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
             trades_f[k, 2] = (flows[j, 3] / flows[j, 2]) if long else (flows[j, 1] / flows[j, 0])
             trades_f[k, 3] = flows[j, 3] - flows[j, 1] - flows[j, 4]
             trades_f[k, 4] = flows[j, 4]
+            _excursions_nb(k, trades_i, trades_f, max(seen[j, 0], px), min(seen[j, 1], px))
             trade_at[j] = -1
     opening = qty - closing
     if opening > 0.0:
@@ -135,6 +149,8 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
             trades_i[k, 5] = 0
             trades_f[k, 0] = 0.0
             flows[j, :] = 0.0
+            seen[j, 0] = px
+            seen[j, 1] = px
         k = trade_at[j]
         trades_f[k, 0] += opening
         if side == 1:
@@ -222,7 +238,7 @@ def simulate_nb(
     ``orders_i`` (k, 7) int64 [created_bar, fill_bar, symbol, side, status, reason, kind],
     ``orders_f`` (k, 4) float64 [requested_qty, filled_qty, price, fee],
     ``trades_i`` (k, 6) int64 [symbol, direction, entry_bar, exit_bar, is_open, ambiguous],
-    ``trades_f`` (k, 5) float64 [size, entry_price, exit_price, pnl, fees].
+    ``trades_f`` (k, 7) float64 [size, entry_price, exit_price, pnl, fees, mae, mfe].
     Returns ``(n_orders, n_trades)``.
     """
     n, m = close.shape
@@ -234,6 +250,7 @@ def simulate_nb(
     pending_bar = np.zeros(m, dtype=np.int64)
     trade_at = np.full(m, -1, dtype=np.int64)
     flows = np.zeros((m, 5))
+    seen = np.zeros((m, 2))  # highest and lowest price while a trade is open
     entry_px = np.zeros(m)  # the price exits are measured from
     best = np.zeros(m)  # best price since entry (trailing stop), bars before this one
     entry_bar = np.zeros(m, dtype=np.int64)
@@ -342,8 +359,9 @@ def simulate_nb(
                     old = pos[j]
                     pos[j] = old + side * qty
                     n_trades = _book_nb(
-                        j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows
-                    )
+                        j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at,
+                        flows, seen,
+                    )  # fmt: skip
                     if pos[j] != 0.0 and (old == 0.0 or np.sign(old) != np.sign(pos[j])):
                         entry_px[j] = open_[t, j]
                         best[j] = open_[t, j]
@@ -386,8 +404,9 @@ def simulate_nb(
                 old = pos[j]
                 pos[j] = 0.0
                 n_trades = _book_nb(
-                    j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows
-                )
+                    j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at,
+                    flows, seen,
+                )  # fmt: skip
 
         value = cash
         for j in range(m):
@@ -396,6 +415,9 @@ def simulate_nb(
                 last[j] = c
             if pos[j] != 0.0:
                 value += pos[j] * last[j]
+                if np.isfinite(high[t, j]):
+                    seen[j, 0] = max(seen[j, 0], high[t, j])
+                    seen[j, 1] = min(seen[j, 1], low[t, j])
             positions[t, j] = pos[j]
             tg = target[t, j]
             if not np.isnan(tg):
@@ -420,4 +442,5 @@ def simulate_nb(
             trades_f[k, 3] = flows[j, 3] - flows[j, 1] + pos[j] * last[j] - flows[j, 4]
             trades_f[k, 4] = flows[j, 4]
             trades_i[k, 3] = n - 1
+            _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
     return n_orders, n_trades
