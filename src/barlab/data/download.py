@@ -21,6 +21,7 @@ from barlab.errors import AuthError, DataError, ProviderError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Chunk:
     """One month of one symbol fetched and cached (what a progress bar counts)."""
