@@ -22,14 +22,25 @@ import numpy as np
 from barlab.bars import Bars
 from barlab.errors import StrategyError
 
+SIZE_TYPES = ("equal", "weight", "notional", "shares")
+"""How ``Signals.target`` sizes positions (see :class:`Signals`); the kernel's SIZE_* codes."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Signals:
     """What a strategy wants, row by row; a row's signal acts on the next bar.
 
     Give either ``entries``/``exits`` (bool, shape of the bars; ``short_entries`` /
-    ``short_exits`` to trade short) or ``target`` (float: the fraction of the symbol's allocation
-    to hold, +1 long, -1 short, 0 flat, NaN = no change).
+    ``short_exits`` to trade short) or ``target`` (float, NaN = no change; the sign is the side)
+    read as ``size_type`` says:
+
+    - ``"equal"`` (default): the fraction of the symbol's allocation to hold, the allocation
+      being ``size_pct / n_symbols`` of equity (+1 long, -1 short, 0 flat);
+    - ``"weight"``: the fraction of equity to hold in the symbol (0.25 = a quarter);
+    - ``"notional"``: dollars to hold (10_000 long, -5_000 short);
+    - ``"shares"``: shares to hold (100, -50).
+
+    Every target is a whole rebalance: sells fill before buys on the same bar.
     """
 
     entries: np.ndarray | None = None
@@ -37,6 +48,7 @@ class Signals:
     short_entries: np.ndarray | None = None
     short_exits: np.ndarray | None = None
     target: np.ndarray | None = None
+    size_type: str = "equal"
 
     def check(self, shape: tuple[int, int]) -> None:
         """Raise StrategyError unless the arrays fit bars of ``shape``."""
@@ -47,6 +59,10 @@ class Signals:
         }
         if not given:
             raise StrategyError("Signals is empty: give entries/exits or target")
+        if self.size_type not in SIZE_TYPES:
+            raise StrategyError(
+                f"Signals.size_type must be one of {', '.join(SIZE_TYPES)}, got {self.size_type!r}"
+            )
         if self.target is not None and len(given) > 1:
             raise StrategyError("Signals takes either target or entries/exits, not both")
         for name, arr in given.items():

@@ -74,10 +74,12 @@ def scenarios(draw):
             max_drawdown=draw(st.sampled_from([None, 0.05, 0.2])),
         ),
     )  # fmt: skip
-    return bars, target, options
+    size_type = draw(st.sampled_from(["equal", "equal", "weight", "notional", "shares"]))
+    scale = {"equal": 1.0, "weight": 0.5, "notional": 2_000.0, "shares": 20.0}[size_type]
+    return bars, target * scale, options, size_type
 
 
-def run_reference(bars, target, o: BacktestOptions):
+def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
     r = o.risk
     return ref.simulate(
         bars.ts_ns.tolist(), bars.open.tolist(), bars.close.tolist(), target.tolist(),
@@ -95,15 +97,16 @@ def run_reference(bars, target, o: BacktestOptions):
         high=bars.high.tolist(), low=bars.low.tolist(),
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
         trailing_stop=o.trailing_stop or math.inf, optimistic=o.fill_policy == "optimistic",
+        sizing=size_type,
     )  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_kernel_matches_reference(case):
-    bars, target, options = case
-    sim = simulate(bars, target, options)
-    want = run_reference(bars, target, options)
+    bars, target, options, size_type = case
+    sim = simulate(bars, target, options, size_type=size_type)
+    want = run_reference(bars, target, options, size_type)
 
     orders = orders_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()
     assert len(orders) == len(want.orders)
@@ -139,8 +142,8 @@ def test_kernel_matches_reference(case):
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_account_invariants(case):
-    bars, target, options = case
-    sim = simulate(bars, target, options)
+    bars, target, options, size_type = case
+    sim = simulate(bars, target, options, size_type=size_type)
     # equity is cash plus positions marked at the last known close
     last = np.copy(bars.close)
     for t in range(1, len(last)):
@@ -256,3 +259,20 @@ def test_session_ids_follow_new_york_dates():
         for t in ts
     ]  # fmt: skip
     np.testing.assert_array_equal(session_ids(ts), want)
+
+
+@pytest.mark.parametrize(
+    ("size_type", "value", "shares"),
+    [("weight", 0.25, math.floor(25_000 / 100.0)), ("notional", 12_345.0, math.floor(12_345 / 100.0)),
+     ("shares", 42.0, 42), ("equal", 1.0, math.floor(50_000 / 100.0))],
+)  # fmt: skip
+def test_size_types(size_type, value, shares):
+    n, m = 5, 2
+    flat = np.full((n, m), 100.0)
+    ts = (1_672_756_200 * 10**9 + np.arange(n) * 60 * 10**9).astype(np.int64)
+    bars = Bars(ts_ns=ts, open=flat, high=flat, low=flat, close=flat, volume=flat,
+                symbols=("A", "B"), timeframe="1m", source="demo", periods_per_year=98_280)  # fmt: skip
+    target = np.full((n, m), np.nan)
+    target[0, 0] = value
+    sim = simulate(bars, target, BacktestOptions(costs=Costs(slippage_bps=0)), size_type=size_type)
+    assert sim.positions[1, 0] == shares and sim.positions[1, 1] == 0

@@ -144,7 +144,7 @@ def simulate(
     max_position_size=math.inf, max_portfolio_value=math.inf, daily_loss_limit=math.inf,
     max_position_size_per_symbol=None, max_open_positions=None, max_drawdown=math.inf,
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
-    optimistic=False,
+    optimistic=False, sizing="equal",
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -177,8 +177,15 @@ def simulate(
             for j in fillable:
                 tg, _ = pending[j]
                 px = price_for(open_[t][j], 1 if tg > 0 else -1)
-                value = abs(tg) * (size_pct / m) * max(equity_open, 0.0)
                 unit = px * (1 + commission_rate) + commission_per_share
+                if sizing == "shares":
+                    wants[j] = sign(tg) * whole(abs(tg), fractional)
+                    continue
+                value = {
+                    "equal": abs(tg) * (size_pct / m) * max(equity_open, 0.0),
+                    "weight": abs(tg) * max(equity_open, 0.0),
+                    "notional": abs(tg),
+                }[sizing]
                 wants[j] = sign(tg) * whole(value / unit, fractional)
             for j in fillable:
                 if wants[j] == pos[j]:

@@ -17,7 +17,7 @@ from barlab.engine.costs import Costs
 from barlab.engine.kernel import signals_to_target_nb, simulate_nb
 from barlab.engine.risk import RiskRules
 from barlab.errors import ConfigError, StrategyError
-from barlab.strategy import Signals, Strategy
+from barlab.strategy import SIZE_TYPES, Signals, Strategy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,8 +161,11 @@ class Simulation:
     trades_f: np.ndarray
 
 
-def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simulation:
-    """Run the kernel over ``bars`` with the ``target`` instructions."""
+def simulate(
+    bars: Bars, target: np.ndarray, options: BacktestOptions, *, size_type: str = "equal"
+) -> Simulation:
+    """Run the kernel over ``bars`` with the ``target`` instructions, sized as ``size_type``
+    says (see :class:`barlab.strategy.Signals`)."""
     n, m = bars.close.shape
     # every instruction makes at most one order, and each entry at most one attached exit
     capacity = 2 * int(np.count_nonzero(~np.isnan(target))) + 1
@@ -182,6 +185,7 @@ def simulate(bars: Bars, target: np.ndarray, options: BacktestOptions) -> Simula
         bars.close,
         target,
         session_ids(bars.ts_ns),
+        SIZE_TYPES.index(size_type),
         float(options.cash),
         float(options.size_pct),
         c.commission_rate,
@@ -249,7 +253,7 @@ def backtest(strategy: Strategy, bars: Bars, **options: Any):
         raise StrategyError(
             f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
         )
-    sim = simulate(bars, to_target(signals, shape), opts)
+    sim = simulate(bars, to_target(signals, shape), opts, size_type=signals.size_type)
     return Result.from_simulation(
         strategy=strategy,
         bars=bars,

@@ -2,9 +2,12 @@
 
 Conventions (the reference simulator in tests/reference/ states the same rules in plain Python):
 
-- An instruction is a *target*: the fraction of the symbol's allocation to hold (+1 all of it
-  long, -1 all of it short, 0 flat, NaN no instruction). The allocation is
-  ``size_pct / n_symbols`` of the equity marked at the fill bar's open.
+- An instruction is a *target* (NaN: no instruction; the sign is the side). How big a target
+  is depends on the sizing: ``SIZE_EQUAL`` (the default) reads it as the fraction of the
+  symbol's allocation to hold, the allocation being ``size_pct / n_symbols`` of the equity
+  marked at the fill bar's open (+1 all of it long, -1 all of it short, 0 flat);
+  ``SIZE_WEIGHT`` as a fraction of that equity; ``SIZE_NOTIONAL`` as dollars; ``SIZE_SHARES``
+  as shares. Whole shares unless fractional.
 - An instruction from bar t's close is a market order filled at bar t+1's open (slippage applied);
   if the symbol has no bar then, it waits for the symbol's next bar. A newer instruction replaces
   a waiting one. The last bar's instructions are never filled.
@@ -40,6 +43,11 @@ from barlab.engine.risk import (
 ORDER_FILLED = 0
 ORDER_RESIZED = 1  # filled, with fewer shares than asked (reason says why)
 ORDER_REFUSED = 2  # nothing filled (reason says why)
+
+SIZE_EQUAL = 0
+SIZE_WEIGHT = 1
+SIZE_NOTIONAL = 2
+SIZE_SHARES = 3
 
 KIND_MARKET = 0  # from the strategy's signals, at the next open
 KIND_STOP_LOSS = 1
@@ -208,6 +216,7 @@ def simulate_nb(
     close,
     target,
     day_id,
+    sizing,
     cash0,
     size_pct,
     rate,
@@ -287,9 +296,17 @@ def simulate_nb(
                     # size the target at the price the side that builds it would pay
                     size_side = 1 if tg > 0 else -1
                     px = fill_price_nb(open_[t, j], size_side, slippage_bps)
-                    value = abs(tg) * alloc * max(equity_open, 0.0)
                     unit_cost = px * (1.0 + rate) + per_share
-                    want = np.sign(tg) * _whole(value / unit_cost, fractional)
+                    if sizing == SIZE_SHARES:
+                        want = np.sign(tg) * _whole(abs(tg), fractional)
+                    else:
+                        if sizing == SIZE_EQUAL:
+                            value = abs(tg) * alloc * max(equity_open, 0.0)
+                        elif sizing == SIZE_WEIGHT:
+                            value = abs(tg) * max(equity_open, 0.0)
+                        else:
+                            value = abs(tg)
+                        want = np.sign(tg) * _whole(value / unit_cost, fractional)
                     if want - pos[j] == 0.0:
                         pending[j] = np.nan
                         continue
