@@ -263,15 +263,21 @@ def test_session_ids_follow_new_york_dates():
 
 @pytest.mark.parametrize(
     ("size_type", "value", "shares"),
-    [("weight", 0.25, math.floor(25_000 / 100.0)), ("notional", 12_345.0, math.floor(12_345 / 100.0)),
-     ("shares", 42.0, 42), ("equal", 1.0, math.floor(50_000 / 100.0))],
-)  # fmt: skip
+    [
+        ("weight", 0.25, 250),  # a quarter of 100,000 at $100
+        ("notional", 12_345.0, 123),
+        ("shares", 42.0, 42),
+        ("equal", 1.0, 500),  # half the equity for each of the two symbols
+    ],
+)
 def test_size_types(size_type, value, shares):
     n, m = 5, 2
     flat = np.full((n, m), 100.0)
     ts = (1_672_756_200 * 10**9 + np.arange(n) * 60 * 10**9).astype(np.int64)
-    bars = Bars(ts_ns=ts, open=flat, high=flat, low=flat, close=flat, volume=flat,
-                symbols=("A", "B"), timeframe="1m", source="demo", periods_per_year=98_280)  # fmt: skip
+    bars = Bars(
+        ts_ns=ts, open=flat, high=flat, low=flat, close=flat, volume=flat, symbols=("A", "B"),
+        timeframe="1m", source="demo", periods_per_year=98_280,
+    )  # fmt: skip
     target = np.full((n, m), np.nan)
     target[0, 0] = value
     sim = simulate(bars, target, BacktestOptions(costs=Costs(slippage_bps=0)), size_type=size_type)
