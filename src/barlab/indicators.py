@@ -1,15 +1,36 @@
-"""Indicators over 2-D arrays (n_bars, n_symbols), computed column by column in numba.
+"""Indicators over 2-D arrays (n_bars, n_symbols), computed in numba.
 
-NaN marks a missing bar: it is skipped (the window counts the last ``window`` present bars) and
-the output at that row is NaN too.
+Conventions shared by every indicator here:
+
+- NaN marks a missing bar: it is skipped (a window counts the last ``window`` *present* bars of
+  its column) and the output at that row is NaN too.
+- Causal: row t depends on rows <= t only, so a signal built from them can act on bar t+1.
+- Warm-up rows, before a column has enough present bars, are NaN.
+- 1-D inputs (one symbol) are accepted and give 1-D outputs.
+- Definitions follow TA-Lib's defaults where TA-Lib has the indicator (EMA seeded with an SMA,
+  Wilder's smoothing for RSI and ATR, population standard deviation for Bollinger bands); each
+  docstring says where they differ.
+
+The kernels (``_nb``) walk rows in the outer loop and symbols in the inner one, the order the
+C-contiguous arrays are laid out in; only ``sma`` also has a column-wise kernel, which is faster
+for a handful of symbols.
 """
 
 from __future__ import annotations
+
+from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from barlab.errors import StrategyError
+
+# the rolling standard deviation recomputes its sums exactly when an update leaves less than this
+# fraction of them (the rest was lost to cancellation)
+_CANCELLED = 1e-6
+
+# -- kernels ----------------------------------------------------------------------------------
 
 
 @njit(cache=True)
@@ -59,6 +80,373 @@ def _sma_rows_nb(x, window, out):
             out[t, j] = total[j] / window if seen[j] >= window else np.nan
 
 
+@njit(cache=True)
+def _ema_nb(x, window, seed_at, out):
+    """EMA with alpha 2/(window+1), first output at a column's ``seed_at``-th present value:
+    the mean of the ``window`` values ending there (TA-Lib's seed)."""
+    n, m = x.shape
+    alpha = 2.0 / (window + 1.0)
+    skip = seed_at - window  # present values before the seed's window
+    state = np.zeros(m)
+    seen = np.zeros(m, dtype=np.int64)
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            k = seen[j] + 1
+            seen[j] = k
+            if k < seed_at:
+                if k > skip:
+                    state[j] += v
+                out[t, j] = np.nan
+                continue
+            if k == seed_at:
+                state[j] = (state[j] + v) / window
+            else:
+                state[j] = (v - state[j]) * alpha + state[j]
+            out[t, j] = state[j]
+
+
+@njit(cache=True)
+def _wma_nb(x, window, out):
+    n, m = x.shape
+    divisor = window * (window + 1) / 2.0
+    buf = np.empty((window, m))
+    total = np.zeros(m)  # plain sum of the window
+    weighted = np.zeros(m)  # sum of weight * value, the newest value weighing ``window``
+    seen = np.zeros(m, dtype=np.int64)
+    slots = np.zeros(m, dtype=np.int64)
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            k = seen[j]
+            slot = slots[j]
+            if k >= window:
+                # sliding by one lowers every weight by one: the oldest value drops to 0
+                weighted[j] += window * v - total[j]
+                total[j] += v - buf[slot, j]
+            else:
+                weighted[j] += (k + 1) * v
+                total[j] += v
+            buf[slot, j] = v
+            seen[j] = k + 1
+            slots[j] = slot + 1 if slot + 1 < window else 0
+            out[t, j] = weighted[j] / divisor if k + 1 >= window else np.nan
+
+
+@njit(cache=True)
+def _rsi_nb(x, window, out):
+    n, m = x.shape
+    prev = np.full(m, np.nan)
+    gain = np.zeros(m)
+    loss = np.zeros(m)
+    changes = np.zeros(m, dtype=np.int64)
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            p = prev[j]
+            prev[j] = v
+            if np.isnan(p):
+                out[t, j] = np.nan
+                continue
+            up = v - p if v > p else 0.0
+            down = p - v if v < p else 0.0
+            k = changes[j] + 1
+            changes[j] = k
+            if k < window:
+                gain[j] += up
+                loss[j] += down
+                out[t, j] = np.nan
+                continue
+            if k == window:
+                g = (gain[j] + up) / window
+                lo = (loss[j] + down) / window
+            else:
+                g = (gain[j] * (window - 1) + up) / window
+                lo = (loss[j] * (window - 1) + down) / window
+            gain[j] = g
+            loss[j] = lo
+            total = g + lo
+            out[t, j] = 100.0 * g / total if total > 0.0 else 0.0
+
+
+@njit(cache=True)
+def _atr_nb(high, low, close, window, out):
+    n, m = close.shape
+    prev_close = np.full(m, np.nan)
+    state = np.zeros(m)
+    seen = np.zeros(m, dtype=np.int64)
+    for t in range(n):
+        for j in range(m):
+            h = high[t, j]
+            lo = low[t, j]
+            c = close[t, j]
+            if np.isnan(h) or np.isnan(lo) or np.isnan(c):
+                out[t, j] = np.nan
+                continue
+            pc = prev_close[j]
+            prev_close[j] = c
+            if np.isnan(pc):
+                out[t, j] = np.nan
+                continue
+            tr = max(h - lo, abs(h - pc), abs(lo - pc))
+            k = seen[j] + 1
+            seen[j] = k
+            if k < window:
+                state[j] += tr
+                out[t, j] = np.nan
+                continue
+            if k == window:
+                state[j] = (state[j] + tr) / window
+            else:
+                state[j] = (state[j] * (window - 1) + tr) / window
+            out[t, j] = state[j]
+
+
+@njit(cache=True)
+def _exact_moments_nb(buf, j, window):
+    """Mean and sum of squared deviations of ``buf[:, j]``, two passes."""
+    total = 0.0
+    for i in range(window):
+        total += buf[i, j]
+    mean = total / window
+    m2 = 0.0
+    for i in range(window):
+        d = buf[i, j] - mean
+        m2 += d * d
+    return mean, m2
+
+
+@njit(cache=True)
+def _moments_nb(x, window, ddof, mean_out, std_out):
+    """Rolling mean and standard deviation (divisor ``window - ddof``).
+
+    Welford's update, replaced by an exact two-pass sum every ``window`` values and whenever an
+    update cancels most of the sum (a large value leaving the window), so rounding never piles
+    up; a window of identical values has exactly zero deviation.
+    """
+    n, m = x.shape
+    buf = np.empty((window, m))
+    mean = np.zeros(m)
+    m2 = np.zeros(m)
+    seen = np.zeros(m, dtype=np.int64)
+    slots = np.zeros(m, dtype=np.int64)
+    same = np.zeros(m, dtype=np.int64)  # length of the run of identical values ending here
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if np.isnan(v):
+                mean_out[t, j] = np.nan
+                std_out[t, j] = np.nan
+                continue
+            k = seen[j]
+            slot = slots[j]
+            last = slot - 1 if slot > 0 else window - 1
+            same[j] = same[j] + 1 if k > 0 and buf[last, j] == v else 1
+            if k < window:
+                d = v - mean[j]
+                mean[j] += d / (k + 1)
+                m2[j] += d * (v - mean[j])
+            else:
+                old = buf[slot, j]
+                d = v - old
+                new_mean = mean[j] + d / window
+                before = m2[j]
+                m2[j] += d * (v - new_mean + old - mean[j])
+                mean[j] = new_mean
+                if m2[j] < _CANCELLED * before:
+                    buf[slot, j] = v
+                    mean[j], m2[j] = _exact_moments_nb(buf, j, window)
+            buf[slot, j] = v
+            seen[j] = k + 1
+            slot = slot + 1 if slot + 1 < window else 0
+            slots[j] = slot
+            if k + 1 < window:
+                mean_out[t, j] = np.nan
+                std_out[t, j] = np.nan
+                continue
+            if slot == 0:
+                mean[j], m2[j] = _exact_moments_nb(buf, j, window)
+            if same[j] >= window:
+                mean_out[t, j] = v
+                std_out[t, j] = 0.0
+            else:
+                mean_out[t, j] = mean[j]
+                std_out[t, j] = np.sqrt(max(m2[j], 0.0) / (window - ddof))
+
+
+@njit(cache=True)
+def _zscore_nb(x, mean, std):
+    """``(x - mean) / std`` into ``mean``; NaN where ``std`` is 0 or NaN."""
+    n, m = x.shape
+    for t in range(n):
+        for j in range(m):
+            s = std[t, j]
+            mean[t, j] = (x[t, j] - mean[t, j]) / s if s > 0.0 else np.nan
+
+
+@njit(cache=True)
+def _bands_nb(mid, std, upper, k):
+    """``mid + k std`` into ``upper`` and ``mid - k std`` into ``std``."""
+    n, m = mid.shape
+    for t in range(n):
+        for j in range(m):
+            width = k * std[t, j]
+            upper[t, j] = mid[t, j] + width
+            std[t, j] = mid[t, j] - width
+
+
+@njit(cache=True)
+def _rolling_extreme_nb(x, window, sign, out):
+    """Rolling max (``sign`` 1.0) or min (-1.0) of the last ``window`` present values.
+
+    van Herk / Gil-Werman: a column's present values form blocks of ``window``. A window ending
+    inside a block spans the tail of the previous block and the head of this one, so its extreme
+    is the larger of the previous block's suffix extreme (computed once, when that block filled)
+    and this block's running extreme: O(1) per value with no data-dependent loop.
+    """
+    n, m = x.shape
+    # slot p: this block's p-th value once seen, before that the previous block's extreme
+    # from p to its end
+    buf = np.empty((window, m))
+    head = np.empty(m)  # extreme of this block so far
+    pos = np.zeros(m, dtype=np.int64)  # where the next value goes in its block
+    full = np.zeros(m, dtype=np.bool_)  # a whole block has been seen
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if np.isnan(v):
+                out[t, j] = np.nan
+                continue
+            v = sign * v
+            p = pos[j]
+            head[j] = v if p == 0 else max(head[j], v)
+            if p == window - 1:  # the block is the window
+                out[t, j] = sign * head[j]
+                buf[p, j] = v
+                for q in range(window - 2, -1, -1):
+                    buf[q, j] = max(buf[q, j], buf[q + 1, j])
+                pos[j] = 0
+                full[j] = True
+            else:
+                out[t, j] = sign * max(buf[p + 1, j], head[j]) if full[j] else np.nan
+                buf[p, j] = v
+                pos[j] = p + 1
+
+
+@njit(cache=True)
+def _vwap_nb(price, volume, session, out):
+    n, m = price.shape
+    dollars = np.zeros(m)
+    shares = np.zeros(m)
+    for t in range(n):
+        if t > 0 and session[t] != session[t - 1]:
+            dollars[:] = 0.0
+            shares[:] = 0.0
+        for j in range(m):
+            p = price[t, j]
+            q = volume[t, j]
+            if np.isnan(p) or np.isnan(q):
+                out[t, j] = np.nan
+                continue
+            dollars[j] += p * q
+            shares[j] += q
+            out[t, j] = dollars[j] / shares[j] if shares[j] > 0.0 else np.nan
+
+
+@njit(cache=True)
+def _ffill_nb(x, out):
+    n, m = x.shape
+    last = np.full(m, np.nan)
+    for t in range(n):
+        for j in range(m):
+            v = x[t, j]
+            if not np.isnan(v):
+                last[j] = v
+            out[t, j] = last[j]
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _window(fn: str, value: object, *, name: str = "window", minimum: int = 1, eg: int = 20) -> int:
+    number = float(value) if isinstance(value, Real) and not isinstance(value, bool) else np.nan
+    if not (np.isfinite(number) and number.is_integer() and number >= minimum):
+        raise StrategyError(
+            f"{fn} {name} must be a whole number >= {minimum}, e.g. {name}={eg}; got {value!r}"
+        )
+    return int(number)
+
+
+def _array(fn: str, x: object, name: str = "x") -> np.ndarray:
+    try:
+        arr = np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise StrategyError(
+            f"{fn} takes a float array for {name}, e.g. bars.close; got {type(x).__name__}"
+        ) from e
+    if arr.ndim not in (1, 2):
+        raise StrategyError(
+            f"{fn} takes {name} as (n_bars,) or (n_bars, n_symbols), e.g. bars.close; "
+            f"got shape {arr.shape}"
+        )
+    return arr
+
+
+def _arrays(fn: str, **named: object) -> list[np.ndarray]:
+    arrays = [_array(fn, x, name) for name, x in named.items()]
+    shapes = {name: a.shape for name, a in zip(named, arrays, strict=True)}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise StrategyError(
+            f"{fn} needs arrays of one shape, e.g. bars.high and bars.low; got {listed}"
+        )
+    return arrays
+
+
+def _run(kernel, inputs: list[np.ndarray], *scalars: object, n_out: int = 1) -> list[np.ndarray]:
+    """Call ``kernel(*inputs2d, *scalars, *outputs)``; outputs take the inputs' shape."""
+    shape = inputs[0].shape
+    two_d = [a if a.ndim == 2 else a[:, None] for a in inputs]
+    outs = [np.empty(two_d[0].shape) for _ in range(n_out)]
+    kernel(*two_d, *scalars, *outs)
+    return [o.reshape(shape) for o in outs]
+
+
+# -- public -----------------------------------------------------------------------------------
+
+
+class Bands(NamedTuple):
+    """Bollinger bands: ``mid`` (the SMA), ``upper`` and ``lower`` (mid ± k std)."""
+
+    mid: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+
+
+class Macd(NamedTuple):
+    """MACD line (fast EMA - slow EMA), its ``signal`` EMA, and ``hist`` = macd - signal."""
+
+    macd: np.ndarray
+    signal: np.ndarray
+    hist: np.ndarray
+
+
+class Channel(NamedTuple):
+    """Donchian channel: rolling highest high (``upper``) and lowest low (``lower``)."""
+
+    upper: np.ndarray
+    lower: np.ndarray
+
+
 _ROW_WISE_FROM = 9  # symbols; measured: column loops win below, row loops above
 
 
@@ -67,7 +455,7 @@ def sma(x: np.ndarray, window: int) -> np.ndarray:
 
     Parameters
     ----------
-    x : float64 array (n_bars, n_symbols), e.g. ``bars.close``
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
     window : int
         Number of bars, >= 1, e.g. ``50``.
 
@@ -75,25 +463,241 @@ def sma(x: np.ndarray, window: int) -> np.ndarray:
     -------
     float64 array of x's shape; NaN until a column has ``window`` values, and where x is NaN.
     """
-    if int(window) != window or window < 1:
-        raise StrategyError(f"sma window must be a whole number >= 1, got {window!r}")
-    arr = np.ascontiguousarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        return sma(arr[:, None], window)[:, 0]
-    out = np.empty_like(arr)
-    kernel = _sma_rows_nb if arr.shape[1] >= _ROW_WISE_FROM else _sma_columns_nb
-    kernel(arr, int(window), out)
-    return out
+    w = _window("sma", window)
+    arr = _array("sma", x)
+    kernel = _sma_rows_nb if arr.ndim == 2 and arr.shape[1] >= _ROW_WISE_FROM else _sma_columns_nb
+    return _run(kernel, [arr], w)[0]
 
 
-def crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """True at t where ``a[t-1] < b[t-1]`` and ``a[t] > b[t]`` (strict; NaN never crosses)."""
-    out = np.zeros(a.shape, dtype=np.bool_)
+def ema(x: np.ndarray, window: int) -> np.ndarray:
+    """Exponential moving average, alpha = 2 / (window + 1), as TA-Lib's EMA.
+
+    The first value, at a column's ``window``-th present bar, is the SMA of those bars; then
+    ``ema[t] = ema[t-1] + alpha * (x[t] - ema[t-1])`` over present bars.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    window : int
+        Bars, >= 1, e.g. ``20`` (alpha = 2/21).
+    """
+    w = _window("ema", window)
+    return _run(_ema_nb, [_array("ema", x)], w, w)[0]
+
+
+def wma(x: np.ndarray, window: int) -> np.ndarray:
+    """Linearly weighted moving average, as TA-Lib's WMA: weights 1 (oldest) to ``window``
+    (newest) over the last ``window`` present bars, divided by window * (window + 1) / 2.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    window : int
+        Bars, >= 1, e.g. ``20``.
+    """
+    w = _window("wma", window)
+    return _run(_wma_nb, [_array("wma", x)], w)[0]
+
+
+def rsi(x: np.ndarray, window: int = 14) -> np.ndarray:
+    """Relative strength index, 0 to 100, with Wilder's smoothing, as TA-Lib's RSI.
+
+    Over the changes between consecutive present bars: the first average gain (loss) is the
+    mean of the first ``window`` gains (losses), at the ``window + 1``-th present bar; then
+    ``avg = (avg * (window - 1) + current) / window``. RSI = 100 * gain / (gain + loss); 0 when
+    both averages are zero (a flat series), as TA-Lib gives.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    window : int
+        Changes averaged, >= 1, e.g. ``14``.
+    """
+    w = _window("rsi", window, eg=14)
+    return _run(_rsi_nb, [_array("rsi", x)], w)[0]
+
+
+def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int = 14) -> np.ndarray:
+    """Average true range in price units, with Wilder's smoothing, as TA-Lib's ATR.
+
+    True range = max(high - low, |high - previous close|, |low - previous close|), from a
+    column's second present bar on (a bar is present when high, low and close all are). The
+    first ATR, at the ``window + 1``-th present bar, is the mean of the first ``window`` true
+    ranges; then ``atr = (atr * (window - 1) + tr) / window``.
+
+    Parameters
+    ----------
+    high, low, close : float64 arrays of one shape, (n_bars, n_symbols) or (n_bars,)
+    window : int
+        True ranges averaged, >= 1, e.g. ``14``.
+    """
+    w = _window("atr", window, eg=14)
+    arrays = _arrays("atr", high=high, low=low, close=close)
+    return _run(_atr_nb, arrays, w)[0]
+
+
+def rolling_std(x: np.ndarray, window: int, *, ddof: int = 0) -> np.ndarray:
+    """Standard deviation of the last ``window`` present values.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    window : int
+        Bars, >= 1 (>= 2 with ``ddof=1``), e.g. ``20``.
+    ddof : int
+        0 for the population standard deviation (TA-Lib's STDDEV, Bollinger bands), 1 for the
+        sample one (pandas' default).
+    """
+    return _moments("rolling_std", x, window, ddof)[1]
+
+
+def zscore(x: np.ndarray, window: int, *, ddof: int = 0) -> np.ndarray:
+    """``(x - mean) / std`` over the last ``window`` present values, the current one included.
+
+    NaN where the window's values are all equal (std 0). ``window`` and ``ddof`` as in
+    :func:`rolling_std`.
+    """
+    arr = _array("zscore", x)
+    mean, std = _moments("zscore", arr, window, ddof)
+    _run(_zscore_nb, [arr, mean, std], n_out=0)
+    return mean
+
+
+def bollinger(x: np.ndarray, window: int = 20, *, k: float = 2.0) -> Bands:
+    """Bollinger bands as TA-Lib's BBANDS with its defaults: the SMA of the last ``window``
+    present values plus and minus ``k`` population standard deviations.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    window : int
+        Bars, >= 1, e.g. ``20``.
+    k : float
+        Width in standard deviations, >= 0, e.g. ``2.0``.
+
+    Returns
+    -------
+    Bands(mid, upper, lower), each of x's shape.
+    """
+    if not (isinstance(k, Real) and not isinstance(k, bool) and 0 <= k < np.inf):
+        raise StrategyError(
+            f"bollinger k must be a number of standard deviations >= 0, e.g. k=2.0; got {k!r}"
+        )
+    mid, std = _moments("bollinger", x, window, 0)
+    upper = np.empty_like(mid)
+    _run(_bands_nb, [mid, std, upper], float(k), n_out=0)
+    return Bands(mid, upper, std)
+
+
+def _moments(fn: str, x: np.ndarray, window: int, ddof: int) -> list[np.ndarray]:
+    if ddof not in (0, 1) or isinstance(ddof, bool):
+        raise StrategyError(f"{fn} ddof must be 0 (population) or 1 (sample), got {ddof!r}")
+    w = _window(fn, window, minimum=1 + ddof)
+    return _run(_moments_nb, [_array(fn, x)], w, int(ddof), n_out=2)
+
+
+def macd(x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd:
+    """Moving average convergence/divergence, as TA-Lib's MACD.
+
+    ``macd = ema(fast) - ema(slow)``, ``signal = ema(macd, signal)`` (seeded with the SMA of its
+    first ``signal`` values), ``hist = macd - signal``. As in TA-Lib, the fast EMA starts where
+    the slow one does, at a column's ``slow``-th present bar, from the SMA of the ``fast`` bars
+    ending there (so it differs from ``ema(x, fast)`` during the warm-up). TA-Lib leaves the
+    MACD line blank until the signal starts; here it starts at the slow EMA's first value.
+
+    Parameters
+    ----------
+    x : float64 array (n_bars, n_symbols) or (n_bars,), e.g. ``bars.close``
+    fast, slow, signal : int
+        Bars, ``1 <= fast < slow``, ``signal >= 1``, e.g. 12, 26, 9.
+
+    Returns
+    -------
+    Macd(macd, signal, hist), each of x's shape.
+    """
+    f = _window("macd", fast, name="fast", eg=12)
+    s = _window("macd", slow, name="slow", eg=26)
+    g = _window("macd", signal, name="signal", eg=9)
+    if f >= s:
+        raise StrategyError(
+            f"macd fast ({f}) must be smaller than slow ({s}), e.g. fast=12, slow=26"
+        )
+    arr = _array("macd", x)
+    line = _run(_ema_nb, [arr], f, s)[0] - _run(_ema_nb, [arr], s, s)[0]
+    sig = _run(_ema_nb, [line], g, g)[0]
+    return Macd(line, sig, line - sig)
+
+
+def donchian(high: np.ndarray, low: np.ndarray, window: int = 20) -> Channel:
+    """Donchian channel over the last ``window`` present bars, **the current bar included**.
+
+    ``upper[t]`` is the highest high and ``lower[t]`` the lowest low of bars t-window+1 .. t, so
+    ``close[t] > upper[t]`` can never happen: a breakout compares the close with the band of the
+    bar before, ``close[t] > upper[t-1]``. Highs and lows skip their own NaNs.
+
+    Parameters
+    ----------
+    high, low : float64 arrays of one shape, (n_bars, n_symbols) or (n_bars,)
+    window : int
+        Bars, >= 1, e.g. ``20``.
+
+    Returns
+    -------
+    Channel(upper, lower), each of the inputs' shape.
+    """
+    w = _window("donchian", window)
+    hi, lo = _arrays("donchian", high=high, low=low)
+    return Channel(
+        _run(_rolling_extreme_nb, [hi], w, 1.0)[0], _run(_rolling_extreme_nb, [lo], w, -1.0)[0]
+    )
+
+
+def vwap(price: np.ndarray, volume: np.ndarray, *, session_id: np.ndarray) -> np.ndarray:
+    """Volume-weighted average price, cumulative within each session.
+
+    ``sum(price * volume) / sum(volume)`` over the session's bars up to and including t; it
+    starts afresh wherever ``session_id`` changes from one row to the next. NaN where the
+    price or volume is missing, and while the session has traded no volume.
+
+    Parameters
+    ----------
+    price : float64 array (n_bars, n_symbols) or (n_bars,)
+        Usually the typical price ``(bars.high + bars.low + bars.close) / 3``, or ``bars.close``.
+    volume : float64 array of price's shape, shares, e.g. ``bars.volume``
+    session_id : int64 array (n_bars,)
+        One id per session, e.g. the New York trading day from
+        ``barlab.engine.backtest.session_ids(bars.ts_ns)``.
+    """
+    p, q = _arrays("vwap", price=price, volume=volume)
+    sid = np.asarray(session_id)
+    if sid.shape != p.shape[:1] or not np.issubdtype(sid.dtype, np.integer):
+        raise StrategyError(
+            f"vwap session_id must be an integer array of shape ({p.shape[0]},), one id per bar, "
+            f"e.g. barlab.engine.backtest.session_ids(bars.ts_ns); got {sid.dtype} {sid.shape}"
+        )
+    return _run(_vwap_nb, [p, q], np.ascontiguousarray(sid, dtype=np.int64))[0]
+
+
+def ffill(x: np.ndarray) -> np.ndarray:
+    """Each column's last present value (NaN before its first one): carries indicators over
+    missing bars, so a comparison with the previous row compares with the previous bar."""
+    return _run(_ffill_nb, [_array("ffill", x)])[0]
+
+
+def crossed_above(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """True at t where ``a[t-1] < b[t-1]`` and ``a[t] > b[t]`` (strict; NaN never crosses).
+
+    Either side may be a number, e.g. ``crossed_above(rsi(close), 70.0)``.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    out = np.zeros(shape, dtype=np.bool_)
     with np.errstate(invalid="ignore"):
         out[1:] = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
     return out
 
 
-def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def crossed_below(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """True at t where ``a[t-1] > b[t-1]`` and ``a[t] < b[t]``."""
     return crossed_above(b, a)
