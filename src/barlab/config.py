@@ -79,7 +79,12 @@ class BacktestConfig:
     commission_rate: float = 0.0
     commission_per_share: float = 0.0
     commission_min: float = 0.0
+    commission_max: float | None = None
     slippage_bps: float = 1.0
+    price_impact: float = 0.0
+    """Volume-share slippage: price_impact * (fill / bar volume) ** 2, e.g. 0.1 (0: off)."""
+    max_participation: float | None = None
+    """Most of a bar's volume one order takes, e.g. 0.025; the rest fills on later bars."""
     stop_loss: float | None = None
     """Exit a position this fraction below (long) or above (short) its entry, e.g. 0.02."""
     take_profit: float | None = None

@@ -32,7 +32,8 @@ def scenarios(draw):
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.02, (n, m))))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.02, (n, m))))
     missing = rng.random((n, m)) < draw(st.sampled_from([0.0, 0.2]))
-    for arr in (open_, high, low, close):
+    volume = rng.integers(0, 400, (n, m)).astype(float)
+    for arr in (open_, high, low, close, volume):
         arr[missing] = np.nan
     choices = np.array([np.nan, 1.0, -1.0, 0.0, 0.5, -0.25])
     density = draw(st.sampled_from([0.05, 0.2, 0.5]))
@@ -44,7 +45,8 @@ def scenarios(draw):
     bars = Bars(
         ts_ns=ts, open=np.ascontiguousarray(open_), high=np.ascontiguousarray(high),
         low=np.ascontiguousarray(low), close=np.ascontiguousarray(close),
-        volume=np.ones((n, m)), symbols=tuple(f"S{j}" for j in range(m)), timeframe="1m",
+        volume=np.ascontiguousarray(volume), symbols=tuple(f"S{j}" for j in range(m)),
+        timeframe="1m",
         source="demo", periods_per_year=98_280,
     )  # fmt: skip
     opt = st.one_of(st.none(), st.floats(50, 5_000))
@@ -64,7 +66,10 @@ def scenarios(draw):
             commission_rate=draw(st.sampled_from([0.0, 0.001, 0.01])),
             commission_per_share=draw(st.sampled_from([0.0, 0.005])),
             commission_min=draw(st.sampled_from([0.0, 1.0])),
+            commission_max=draw(st.sampled_from([None, 2.0, 20.0])),
             slippage_bps=draw(st.sampled_from([0.0, 1.0, 25.0])),
+            price_impact=draw(st.sampled_from([0.0, 0.1])),
+            max_participation=draw(st.sampled_from([None, 0.5, 0.05])),
         ),
         risk=RiskRules(
             max_position_size=position_cap, max_portfolio_value=portfolio_cap,
@@ -97,7 +102,9 @@ def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
         high=bars.high.tolist(), low=bars.low.tolist(),
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
         trailing_stop=o.trailing_stop or math.inf, optimistic=o.fill_policy == "optimistic",
-        sizing=size_type,
+        sizing=size_type, commission_max=o.costs.commission_max or math.inf,
+        price_impact=o.costs.price_impact, max_participation=o.costs.max_participation,
+        volume=bars.volume.tolist(),
     )  # fmt: skip
 
 
@@ -159,9 +166,16 @@ def test_account_invariants(case):
     slip = options.costs.slippage_bps * 1e-4
     for row in filled.iter_rows(named=True):
         j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
-        raw = row["price"] / (1 + slip if row["side"] == "buy" else 1 - slip)
-        assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
+        d = 1 if row["side"] == "buy" else -1
+        raw = row["price"] / (1 + d * slip)
+        if row["kind"] == "market" and options.costs.price_impact > 0:
+            # volume-share impact moves the price further against the order, never for it
+            assert d * (raw - bars.open[t, j]) >= -1e-9 * bars.open[t, j]
+        else:
+            assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
         assert row["created_bar"] <= t
+        if options.costs.max_participation is not None and row["kind"] == "market":
+            assert row["qty"] <= options.costs.max_participation * bars.volume[t, j] + 1e-9
     # a trade's exit lies between its worst and best excursion
     trades = trades_frame(sim, bars.ts_ns, list(bars.symbols))
     for tr in trades.iter_rows(named=True):
@@ -174,8 +188,11 @@ def test_account_invariants(case):
     limit = options.risk.max_open_positions or len(bars.symbols)
     for row in filled.iter_rows(named=True):
         j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
-        after = abs(sim.positions[t, j]) * row["price"]
-        before = abs(sim.positions[t - 1, j]) * row["price"] if t else 0
+        # caps are measured at the price before any volume-share impact
+        d = 1 if row["side"] == "buy" else -1
+        price = bars.open[t, j] * (1 + d * slip) if row["kind"] == "market" else row["price"]
+        after = abs(sim.positions[t, j]) * price
+        before = abs(sim.positions[t - 1, j]) * price if t else 0
         if after > before:
             assert after <= caps[j] + 1e-6
         assert np.count_nonzero(sim.positions[t]) <= limit

@@ -74,8 +74,8 @@ class Account:
     positions: list[list[float]] = field(default_factory=list)
 
 
-def fee_for(qty, price, rate, per_share, minimum):
-    fee = qty * price * rate + qty * per_share
+def fee_for(qty, price, rate, per_share, minimum, maximum=math.inf):
+    fee = min(qty * price * rate + qty * per_share, maximum)
     if 0 < fee < minimum:
         fee = minimum
     return fee
@@ -144,7 +144,8 @@ def simulate(
     max_position_size=math.inf, max_portfolio_value=math.inf, daily_loss_limit=math.inf,
     max_position_size_per_symbol=None, max_open_positions=None, max_drawdown=math.inf,
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
-    optimistic=False, sizing="equal",
+    optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
+    max_participation=None, volume=None,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -195,7 +196,7 @@ def simulate(
                 for j in fillable:
                     if j not in pending or sign(wants[j] - pos[j]) != side:
                         continue
-                    _, created = pending.pop(j)
+                    instruction, created = pending.pop(j)
                     want = wants[j]
                     px = price_for(open_[t][j], side)
                     reason = ""
@@ -217,8 +218,22 @@ def simulate(
                         if limited != new:
                             new, reason = limited, "max_portfolio_value"
                     qty = abs(new - pos[j]) if sign(new - pos[j]) == side else 0.0
+                    partial = False
+                    if max_participation is not None and qty > max_participation * volume[t][j]:
+                        qty = whole(max_participation * volume[t][j], fractional)
+                        reason, partial = "max_participation", True
+                        pending[j] = (instruction, created)  # the rest waits
+                    if price_impact > 0 and qty > 0:
+                        share = min(qty / volume[t][j], 1.0) if volume[t][j] > 0 else 0.0
+                        bps = slippage_bps + price_impact * share * share * 1e4
+                        px = open_[t][j] * (1 + side * bps * 1e-4)
                     if side == 1 and qty > 0:
-                        args = (commission_rate, commission_per_share, commission_min)
+                        args = (
+                            commission_rate,
+                            commission_per_share,
+                            commission_min,
+                            commission_max,
+                        )
                         if qty * px + fee_for(qty, px, *args) > cash:
                             qty = min(qty, affordable(cash, px, *args, fractional))
                             reason = "insufficient_cash"
@@ -240,8 +255,17 @@ def simulate(
                             )
                         )
                         continue
-                    fee = fee_for(qty, px, commission_rate, commission_per_share, commission_min)
+                    fee = fee_for(
+                        qty,
+                        px,
+                        commission_rate,
+                        commission_per_share,
+                        commission_min,
+                        commission_max,
+                    )
                     status = "filled" if qty == requested else "resized"
+                    if partial:
+                        status = "partially_filled"
                     acct.orders.append(
                         Order(
                             "market",
@@ -277,7 +301,9 @@ def simulate(
             side = -1 if pos[j] > 0 else 1
             qty = abs(pos[j])
             px = price_for(level, side)
-            fee = fee_for(qty, px, commission_rate, commission_per_share, commission_min)
+            fee = fee_for(
+                qty, px, commission_rate, commission_per_share, commission_min, commission_max
+            )
             acct.orders.append(Order(kind, t, t, j, "buy" if side > 0 else "sell", qty, qty, px,
                                      fee, "filled", ""))  # fmt: skip
             cash -= side * qty * px + fee
@@ -321,11 +347,13 @@ def marked(cash, pos, prices):
     return total
 
 
-def affordable(cash, px, rate, per_share, minimum, fractional):
+def affordable(cash, px, rate, per_share, minimum, maximum, fractional):
     if cash <= 0:
         return 0.0
     qty = cash / (px * (1 + rate) + per_share)
-    if (rate > 0 or per_share > 0) and qty * px * rate + qty * per_share < minimum:
+    if qty * px * rate + qty * per_share > maximum:
+        qty = (cash - maximum) / px  # the capped commission first, the rest buys shares
+    elif (rate > 0 or per_share > 0) and qty * px * rate + qty * per_share < minimum:
         qty = (cash - minimum) / px
     if not fractional:
         qty = float(math.floor(qty)) if qty > 0 else 0.0
@@ -334,6 +362,9 @@ def affordable(cash, px, rate, per_share, minimum, fractional):
 
 def book_fill(acct, open_trade, j, t, old, side, qty, px, fee):
     """Add a fill to the symbol's round trip: close the old position first, then open."""
+    if j in open_trade:  # every fill's price is seen by the trade it belongs to
+        tr = open_trade[j]
+        tr.highest, tr.lowest = max(tr.highest, px), min(tr.lowest, px)
     closing = min(qty, abs(old)) if old != 0 and sign(old) != side else 0.0
     opening = qty - closing
     if closing:
@@ -351,7 +382,6 @@ def book_fill(acct, open_trade, j, t, old, side, qty, px, fee):
             tr.entry_price = tr.opened_value / tr.size
             tr.exit_price = tr.closed_value / tr.closed_qty
             tr.pnl = tr.sold - tr.bought - tr.fees
-            tr.highest, tr.lowest = max(tr.highest, px), min(tr.lowest, px)
             tr.excursions()
             del open_trade[j]
     if opening:

@@ -178,7 +178,7 @@ def simulate(
     trades_f = np.zeros((capacity + m, 7))
     c = options.costs
     inf = np.inf
-    n_orders, n_trades = simulate_nb(
+    n_orders, n_trades, orders_i, orders_f, trades_i, trades_f = simulate_nb(
         bars.open,
         bars.high,
         bars.low,
@@ -191,7 +191,11 @@ def simulate(
         c.commission_rate,
         c.commission_per_share,
         c.commission_min,
+        inf if c.commission_max is None else float(c.commission_max),
         c.slippage_bps,
+        c.price_impact,
+        inf if c.max_participation is None else float(c.max_participation),
+        bars.volume,
         bool(options.fractional),
         *options.risk.kernel_args(bars.symbols),
         inf if options.stop_loss is None else float(options.stop_loss),

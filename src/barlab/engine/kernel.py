@@ -11,6 +11,8 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
 - An instruction from bar t's close is a market order filled at bar t+1's open (slippage applied);
   if the symbol has no bar then, it waits for the symbol's next bar. A newer instruction replaces
   a waiting one. The last bar's instructions are never filled.
+- An order takes at most ``participation`` of its bar's volume: the rest waits for the next
+  bars (the instruction stays pending until a newer one replaces it). Attached exits fill whole.
 - Within a bar, sells fill before buys, so a rebalance can use the cash the sells free.
 - Buys never spend cash the account does not have; risk rules resize or refuse orders, and every
   such order is logged with its reason.
@@ -29,12 +31,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb
+from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact_bps_nb
 from barlab.engine.risk import (
     REASON_CASH,
     REASON_DAILY_LOSS_LIMIT,
     REASON_MAX_DRAWDOWN,
     REASON_MAX_OPEN_POSITIONS,
+    REASON_MAX_PARTICIPATION,
     REASON_MAX_PORTFOLIO_VALUE,
     REASON_MAX_POSITION_SIZE,
     REASON_NONE,
@@ -43,6 +46,7 @@ from barlab.engine.risk import (
 ORDER_FILLED = 0
 ORDER_RESIZED = 1  # filled, with fewer shares than asked (reason says why)
 ORDER_REFUSED = 2  # nothing filled (reason says why)
+ORDER_PARTIAL = 3  # filled in part; the rest waits for the next bars (volume participation)
 
 SIZE_EQUAL = 0
 SIZE_WEIGHT = 1
@@ -104,6 +108,16 @@ def _increases(pos, new_pos):
 
 
 @njit(cache=True)
+def _grown(a, rows):
+    """``a`` with room for ``rows`` rows (a copy when it must grow)."""
+    if rows <= a.shape[0]:
+        return a
+    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
 def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
     """MAE and MFE of trade ``k`` (fractions of its average entry price) from the extreme
     prices seen while it was open."""
@@ -123,6 +137,9 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
     ``flows[j]`` holds the open trade's [bought qty, bought $, sold qty, sold $, fees] and
     ``seen[j]`` the [highest, lowest] price seen while it is open. Returns the new trade count.
     """
+    if trade_at[j] != -1:  # every fill's price was seen while the trade was open
+        seen[j, 0] = max(seen[j, 0], px)
+        seen[j, 1] = min(seen[j, 1], px)
     closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
     if closing > 0.0:
         if side == 1:
@@ -141,7 +158,7 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
             trades_f[k, 2] = (flows[j, 3] / flows[j, 2]) if long else (flows[j, 1] / flows[j, 0])
             trades_f[k, 3] = flows[j, 3] - flows[j, 1] - flows[j, 4]
             trades_f[k, 4] = flows[j, 4]
-            _excursions_nb(k, trades_i, trades_f, max(seen[j, 0], px), min(seen[j, 1], px))
+            _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
             trade_at[j] = -1
     opening = qty - closing
     if opening > 0.0:
@@ -222,7 +239,11 @@ def simulate_nb(
     rate,
     per_share,
     minimum,
+    maximum,
     slippage_bps,
+    impact,
+    participation,
+    volume,
     fractional,
     max_position,
     max_gross,
@@ -248,7 +269,8 @@ def simulate_nb(
     ``orders_f`` (k, 4) float64 [requested_qty, filled_qty, price, fee],
     ``trades_i`` (k, 6) int64 [symbol, direction, entry_bar, exit_bar, is_open, ambiguous],
     ``trades_f`` (k, 7) float64 [size, entry_price, exit_price, pnl, fees, mae, mfe].
-    Returns ``(n_orders, n_trades)``.
+    Returns ``(n_orders, n_trades, orders_i, orders_f, trades_i, trades_f)``: the log arrays
+    are the ones passed in unless partial fills made them grow.
     """
     n, m = close.shape
     cash = cash0
@@ -344,15 +366,31 @@ def simulate_nb(
                             new_pos = limited
                             reason = REASON_MAX_PORTFOLIO_VALUE
                     qty = abs(new_pos - pos[j]) if np.sign(new_pos - pos[j]) == side else 0.0
+                    partial = False
+                    if qty > participation * volume[t, j]:
+                        qty = _whole(participation * volume[t, j], fractional)
+                        reason = REASON_MAX_PARTICIPATION
+                        partial = True
+                        pending[j] = tg  # the rest waits for the next bars
+                    if impact > 0.0 and qty > 0.0:
+                        bps = slippage_bps + impact_bps_nb(qty, volume[t, j], impact)
+                        px = fill_price_nb(open_[t, j], side, bps)
                     if side == 1 and qty > 0.0:
-                        fee = fee_nb(qty, px, rate, per_share, minimum)
+                        fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
                         if qty * px + fee > cash:
                             qty = min(
                                 qty,
-                                affordable_qty_nb(cash, px, rate, per_share, minimum, fractional),
+                                affordable_qty_nb(
+                                    cash, px, rate, per_share, minimum, maximum, fractional
+                                ),
                             )
                             reason = REASON_CASH
                     requested = abs(want - pos[j])
+                    if n_orders == orders_i.shape[0]:  # partial fills can outgrow the estimate
+                        orders_i = _grown(orders_i, n_orders + 1)
+                        orders_f = _grown(orders_f, n_orders + 1)
+                        trades_i = _grown(trades_i, orders_i.shape[0] + m)
+                        trades_f = _grown(trades_f, orders_i.shape[0] + m)
                     o = n_orders
                     n_orders += 1
                     orders_i[o, 0] = pending_bar[j]
@@ -369,8 +407,11 @@ def simulate_nb(
                         orders_f[o, 1] = 0.0
                         orders_f[o, 3] = 0.0
                         continue
-                    orders_i[o, 4] = ORDER_FILLED if qty == requested else ORDER_RESIZED
-                    fee = fee_nb(qty, px, rate, per_share, minimum)
+                    if partial:
+                        orders_i[o, 4] = ORDER_PARTIAL
+                    else:
+                        orders_i[o, 4] = ORDER_FILLED if qty == requested else ORDER_RESIZED
+                    fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
                     orders_f[o, 3] = fee
                     cash -= side * qty * px + fee
                     old = pos[j]
@@ -401,7 +442,12 @@ def simulate_nb(
                 side = -1 if pos[j] > 0.0 else 1
                 qty = abs(pos[j])
                 px = fill_price_nb(level, side, slippage_bps)
-                fee = fee_nb(qty, px, rate, per_share, minimum)
+                fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
+                if n_orders == orders_i.shape[0]:
+                    orders_i = _grown(orders_i, n_orders + 1)
+                    orders_f = _grown(orders_f, n_orders + 1)
+                    trades_i = _grown(trades_i, orders_i.shape[0] + m)
+                    trades_f = _grown(trades_f, orders_i.shape[0] + m)
                 o = n_orders
                 n_orders += 1
                 orders_i[o, 0] = t
@@ -460,4 +506,4 @@ def simulate_nb(
             trades_f[k, 4] = flows[j, 4]
             trades_i[k, 3] = n - 1
             _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
-    return n_orders, n_trades
+    return n_orders, n_trades, orders_i, orders_f, trades_i, trades_f
