@@ -359,6 +359,10 @@ class Store:
         df = pl.from_arrow(pa.concat_tables(tables))
         assert isinstance(df, pl.DataFrame)
         lo, hi = day_start_ns(start), day_start_ns(end + dt.timedelta(days=1))
+        stamps = df["ts"].dt.epoch("ns")
+        inside = df.height == 0 or (int(stamps[0]) >= lo and int(stamps[-1]) < hi)
+        if inside and not filter_session:  # sorted bars of whole months: nothing to cut
+            return df.select(names)
         ts = pl.col("ts").dt.epoch("ns")
         keep = (ts >= lo) & (ts < hi)
         if filter_session:
