@@ -374,3 +374,71 @@ def test_compute_metrics_is_fast_on_100k_bars():
     start = time.perf_counter()
     _metrics(equity, trade_pnl=pnl, position_mask=mask, periods_per_year=98_280.0)
     assert time.perf_counter() - start < 0.5
+
+
+# --- over time, turnover, slippage ----------------------------------------------------------
+
+
+@settings(deadline=None)
+@given(returns=returns_lists, cuts=st.lists(st.integers(0, 40), max_size=6))
+def test_aggregated_returns_compound_to_the_total(returns, cuts):
+    r = np.array(returns, dtype=np.float64)
+    groups = np.searchsorted(np.sort(cuts), np.arange(r.size), side="right")
+    keys, agg = m.aggregate_returns(r, groups)
+    assert keys.tolist() == sorted(set(groups.tolist()))
+    if r.size:
+        assert_same(float(np.prod(1 + agg) - 1), m.total_return(r), rel=1e-9, abs_=1e-12)
+        for k, value in zip(keys, agg, strict=True):
+            assert_same(float(value), m.total_return(r[groups == k]), rel=1e-9, abs_=1e-12)
+
+
+def test_rolling_statistics_are_the_statistics_over_trailing_groups():
+    r = np.random.default_rng(5).normal(0, 0.01, 50)
+    days = np.repeat(np.arange(10), 5)
+    got = m.rolling_sharpe(r, days, window=3, periods_per_year=252)
+    vol = m.rolling_volatility(r, days, window=3, periods_per_year=252)
+    assert got.shape == vol.shape == (10,)
+    assert np.isnan(got[:2]).all() and np.isnan(vol[:2]).all()
+    for i in range(2, 10):
+        chunk = r[(i - 2) * 5 : (i + 1) * 5]
+        assert_same(float(got[i]), m.sharpe(chunk, periods_per_year=252))
+        assert_same(float(vol[i]), m.annual_volatility(chunk, periods_per_year=252))
+    whole = m.rolling_sharpe(r, days, window=10, periods_per_year=252)
+    assert_same(float(whole[-1]), m.sharpe(r, periods_per_year=252))
+    with pytest.raises(ValueError, match="window"):
+        m.rolling_sharpe(r, days, window=0, periods_per_year=252)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        m.rolling_volatility(r, days[::-1], window=2, periods_per_year=252)
+
+
+@settings(deadline=None)
+@given(returns=returns_lists)
+def test_drawdown_periods_agree_with_max_drawdown_and_its_duration(returns):
+    r = np.array(returns, dtype=np.float64)
+    periods = m.drawdown_periods(r)
+    if not periods:
+        assert m.max_drawdown_duration(r) == 0
+        return
+    assert_same(periods[0].depth, m.max_drawdown(r))
+    assert max(p.length for p in periods) == m.max_drawdown_duration(r)
+    assert [p.depth for p in periods] == sorted(p.depth for p in periods)
+    for p in periods:
+        assert 0 <= p.start <= p.trough < r.size and p.depth < 0
+        assert p.end == -1 or p.trough < p.end == p.start + p.length
+    assert sum(p.end == -1 for p in periods) <= 1
+    assert m.drawdown_periods(r, top=2) == periods[:2]
+
+
+def test_turnover_and_slippage():
+    equity = np.full(252, 100_000.0)
+    assert m.turnover(200_000.0, equity, periods_per_year=252) == 2.0
+    assert m.turnover(100_000.0, equity[:126], periods_per_year=252) == 2.0
+    assert math.isnan(m.turnover(0.0, EMPTY, periods_per_year=252))
+    # a buy filled at 100.01 (1 bp over 100) and a sell at 99.99: one cent a share each
+    cost = m.slippage_cost(np.array([100.01, 99.99]) * 100, np.array([1.0, -1.0]), slippage_bps=1)
+    assert_same(cost, 2.0, rel=1e-12)
+    assert m.slippage_cost(np.array([1e4]), np.array([1.0]), slippage_bps=0) == 0.0
+    with pytest.raises(ValueError, match="side"):
+        m.slippage_cost(np.array([1.0]), np.array([0.0]), slippage_bps=1)
+    with pytest.raises(ValueError, match="traded_value"):
+        m.turnover(-1.0, equity, periods_per_year=252)

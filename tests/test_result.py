@@ -82,3 +82,12 @@ def test_identical_backtests_are_bit_identical():
     a, b = barlab.backtest(strategy, bars), barlab.backtest(strategy, bars)
     assert a.equity.tobytes() == b.equity.tobytes()
     assert a.orders.equals(b.orders) and a.metrics == b.metrics
+
+
+def test_buy_and_hold_ignores_risk_rules_and_exits():
+    bars = make_bars(n=2_000, m=3, seed=4)
+    strategy = barlab.load_strategy("sma_crossover")(fast=5, slow=30)
+    plain = barlab.backtest(strategy, bars)
+    ruled = barlab.backtest(strategy, bars, max_open_positions=1, stop_loss=0.001)
+    np.testing.assert_array_equal(plain.benchmark_equity, ruled.benchmark_equity)
+    assert ruled.benchmark_trades.height == 3

@@ -22,29 +22,37 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "DrawdownPeriod",
     "Metrics",
     "TradeStats",
+    "aggregate_returns",
     "annual_volatility",
     "best_period",
     "cagr",
     "calmar",
     "compute_metrics",
+    "drawdown_periods",
     "exposure",
     "max_drawdown",
     "max_drawdown_duration",
     "omega",
     "profit_factor",
     "returns_from_equity",
+    "rolling_sharpe",
+    "rolling_volatility",
     "sharpe",
+    "slippage_cost",
     "sortino",
     "stability",
     "tail_ratio",
     "total_return",
     "trade_stats",
+    "turnover",
     "value_at_risk",
     "win_rate",
     "worst_period",
@@ -378,6 +386,121 @@ def worst_period(returns: np.ndarray) -> float:
     return float(r.min()) if r.size else _NAN
 
 
+# --- over time ------------------------------------------------------------------------------
+
+
+def aggregate_returns(returns: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compounded return of each group of consecutive periods, e.g. months or trading days.
+
+    ``groups`` is one non-decreasing integer key per period (e.g. ``year * 12 + month - 1`` of
+    each bar); returns ``(keys, compounded)`` with ``prod(1 + r) - 1`` per key, NaN as 0 %
+    (empyrical ``aggregate_returns``). Compounding the groups gives `total_return`.
+
+    >>> k, r = aggregate_returns(np.array([0.1, -0.1, 0.02]), np.array([0, 0, 1]))
+    >>> k.tolist(), r.round(4).tolist()
+    ([0, 1], [-0.01, 0.02])
+    """
+    r, keys, starts = _grouped(returns, groups)
+    if r.size == 0:
+        return keys, np.empty(0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        growth = np.multiply.reduceat(1.0 + np.where(np.isnan(r), 0.0, r), starts)
+    return keys, growth - 1.0
+
+
+def rolling_sharpe(
+    returns: np.ndarray, groups: np.ndarray, *, window: int, periods_per_year: float
+) -> np.ndarray:
+    """`sharpe` of the periods in the trailing ``window`` groups, at the end of each group.
+
+    With bars grouped by trading day and ``window=63``, entry ``i`` is the Sharpe ratio of the
+    bar returns of days ``i-62..i``, annualised like the headline figure (so a window covering
+    the whole run gives exactly `sharpe`). The first ``window - 1`` entries are NaN.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    return _rolling(lambda r: sharpe(r, periods_per_year=ppy), returns, groups, window)
+
+
+def rolling_volatility(
+    returns: np.ndarray, groups: np.ndarray, *, window: int, periods_per_year: float
+) -> np.ndarray:
+    """`annual_volatility` of the trailing ``window`` groups, as `rolling_sharpe`."""
+    ppy = _check_periods_per_year(periods_per_year)
+    return _rolling(lambda r: annual_volatility(r, periods_per_year=ppy), returns, groups, window)
+
+
+def _grouped(returns: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, ...]:
+    r = _as_1d(returns, "returns")
+    g = np.asarray(groups)
+    if g.shape != r.shape or (g.size and not bool(np.all(np.diff(g) >= 0))):
+        raise ValueError(
+            f"groups must be one non-decreasing key per return ({r.size}), got shape {g.shape}; "
+            "e.g. the trading day of each bar"
+        )
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))) if g.size else g[:0]
+    return r, g[starts], starts
+
+
+def _rolling(stat: Any, returns: np.ndarray, groups: np.ndarray, window: int) -> np.ndarray:
+    if isinstance(window, bool) or int(window) != window or window < 1:
+        raise ValueError(f"window must be a whole number of groups >= 1 (e.g. 63), got {window!r}")
+    r, _, starts = _grouped(returns, groups)
+    ends = np.append(starts[1:], r.size)
+    out = np.full(starts.size, _NAN)
+    for i in range(window - 1, starts.size):
+        out[i] = stat(r[starts[i - window + 1] : ends[i]])
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrawdownPeriod:
+    """One stretch under water, as period indices into the returns.
+
+    ``start`` is the first period that ends below the previous peak, ``trough`` the lowest,
+    ``end`` the period that regains the peak (-1: still under water at the end); ``depth`` is
+    the fall from the peak at the trough, a fraction < 0; ``length`` counts the periods under
+    water (the quantity `max_drawdown_duration` maximises).
+    """
+
+    start: int
+    trough: int
+    end: int
+    depth: float
+    length: int
+
+
+def drawdown_periods(returns: np.ndarray, *, top: int | None = None) -> list[DrawdownPeriod]:
+    """The drawdowns of compounded wealth, deepest first (``top`` of them, or all).
+
+    Wealth and "under water" are defined as in `max_drawdown` and `max_drawdown_duration`, so
+    the first period's depth is `max_drawdown` and the longest ``length`` is
+    `max_drawdown_duration`. Ties keep time order.
+
+    >>> [(p.start, p.trough, p.end, round(p.depth, 2)) for p in drawdown_periods(
+    ...     np.array([0.1, -0.1, 0.2, -0.5, 0.1]))]
+    [(3, 3, -1, -0.5), (1, 1, 2, -0.1)]
+    """
+    r = _as_1d(returns, "returns")
+    wealth = _wealth(r)
+    peak = np.fmax.accumulate(wealth)
+    under = wealth < peak
+    edges = np.diff(np.concatenate(([0], under.view(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = wealth / peak - 1.0
+    periods = []
+    for s, e in zip(starts, ends, strict=True):  # wealth indices: s..e-1 under water
+        low = s + int(np.argmin(dd[s:e]))
+        periods.append(
+            DrawdownPeriod(
+                start=int(s - 1), trough=int(low - 1), end=int(e - 1) if e <= r.size else -1,
+                depth=float(dd[low]), length=int(e - s),
+            )
+        )  # fmt: skip
+    periods.sort(key=lambda p: p.depth)
+    return periods if top is None else periods[:top]
+
+
 # --- trades ---------------------------------------------------------------------------------
 
 
@@ -479,6 +602,37 @@ def exposure(position_mask: np.ndarray) -> float:
             "pass (positions != 0).any(axis=1)"
         )
     return float(np.count_nonzero(mask) / mask.size) if mask.size else _NAN
+
+
+def turnover(traded_value: float, equity: np.ndarray, *, periods_per_year: float) -> float:
+    """Dollars traded (buys plus sells) per year, in multiples of the mean equity.
+
+    ``traded_value / mean(equity) / years`` with ``years = len(equity) / periods_per_year``:
+    2.0 means the account was bought and sold once a year; buy-and-hold held a year is 1.0.
+    ``traded_value`` is the sum of ``qty * fill price`` over fills, USD. Empty equity: NaN.
+    """
+    ppy = _check_periods_per_year(periods_per_year)
+    eq = _as_1d(equity, "equity")
+    if not (math.isfinite(traded_value) and traded_value >= 0):
+        raise ValueError(f"traded_value must be a dollar amount >= 0, got {traded_value!r}")
+    if eq.size == 0:
+        return _NAN
+    return _div(traded_value, float(eq.mean())) / (eq.size / ppy)
+
+
+def slippage_cost(notional: np.ndarray, side: np.ndarray, *, slippage_bps: float) -> float:
+    """Dollars lost to slippage by fills of ``notional = qty * fill price`` (USD each).
+
+    The engine fills at ``price * (1 + side * slippage_bps / 1e4)`` (`barlab.engine.costs`), so
+    a fill of ``side`` (+1 buy, -1 sell) paid ``notional * bps / (1e4 + side * bps)`` against the
+    unslipped price. E.g. one $10,000 buy at 1 bp: about $1.00.
+    """
+    v, sd = _as_1d(notional, "notional"), _as_1d(side, "side")
+    if v.shape != sd.shape or not bool(np.all(np.abs(sd) == 1)):
+        raise ValueError("side must hold +1 (buy) or -1 (sell) for each notional")
+    if not (0 <= slippage_bps < 10_000):
+        raise ValueError(f"slippage_bps must be in [0, 10000), got {slippage_bps!r}")
+    return float(np.sum(np.abs(v) * slippage_bps / (1e4 + sd * slippage_bps)))
 
 
 # --- the record -----------------------------------------------------------------------------

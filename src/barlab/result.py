@@ -30,6 +30,7 @@ from barlab.engine.kernel import (
     KIND_TAKE_PROFIT,
     KIND_TRAILING_STOP,
     ORDER_FILLED,
+    ORDER_PARTIAL,
     ORDER_REFUSED,
     ORDER_RESIZED,
 )
@@ -42,7 +43,12 @@ if TYPE_CHECKING:
     from barlab.engine.backtest import BacktestOptions, Simulation
     from barlab.strategy import Strategy
 
-STATUS_NAMES = {ORDER_FILLED: "filled", ORDER_RESIZED: "resized", ORDER_REFUSED: "refused"}
+STATUS_NAMES = {
+    ORDER_FILLED: "filled",
+    ORDER_RESIZED: "resized",
+    ORDER_REFUSED: "refused",
+    ORDER_PARTIAL: "partially_filled",
+}
 KIND_NAMES = {
     KIND_MARKET: "market",
     KIND_STOP_LOSS: "stop_loss",
@@ -193,6 +199,12 @@ class Result:
         from barlab.report import write_report
 
         return write_report(self, Path(path))
+
+    def plot(self) -> Any:
+        """Equity against buy-and-hold over the drawdown, a plotly Figure (Jupyter draws it)."""
+        from barlab.report import plot
+
+        return plot(self)
 
     def __repr__(self) -> str:
         m = self.metrics

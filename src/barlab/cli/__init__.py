@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_parser(sub, _Parser)
 
+    from barlab.cli.report import add_parser as add_report_parser
+
+    add_report_parser(sub, _Parser)
+
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
     )

@@ -44,7 +44,7 @@ class BacktestOptions:
     fill_policy : str
         For a bar whose range reaches both the stop and the target: ``"pessimistic"`` (the
         stop fills; the default) or ``"optimistic"`` (the target fills). Such trades are
-        counted in ``Result.metrics`` (``ambiguous_trades``).
+        flagged in ``Result.trades`` (column ``ambiguous``).
     """
 
     cash: float = 100_000.0
@@ -224,6 +224,13 @@ def buy_and_hold_target(shape: tuple[int, int]) -> np.ndarray:
     return target
 
 
+def benchmark_options(options: BacktestOptions) -> BacktestOptions:
+    """Buy-and-hold pays the same costs but knows no risk rules and no exits."""
+    return dataclasses.replace(
+        options, risk=RiskRules(), stop_loss=None, take_profit=None, trailing_stop=None
+    )
+
+
 def backtest(strategy: Strategy, bars: Bars, **options: Any):
     """Backtest ``strategy`` on ``bars``.
 
@@ -263,5 +270,5 @@ def backtest(strategy: Strategy, bars: Bars, **options: Any):
         bars=bars,
         options=opts,
         sim=sim,
-        benchmark=lambda: simulate(bars, buy_and_hold_target(shape), opts),
+        benchmark=lambda: simulate(bars, buy_and_hold_target(shape), benchmark_options(opts)),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-# metric field -> (label, format): pct = percent, ratio = 2 decimals, int, money, periods
+# metric field -> (label, format): pct = percent, ratio = 2 decimals, int, money, bars (1 decimal)
 METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "total_return": ("Total return", "pct"),
     "cagr": ("CAGR", "pct"),
@@ -32,6 +32,28 @@ METRIC_FORMATS: dict[str, tuple[str, str]] = {
     "final_equity": ("Final equity", "money"),
 }
 
+EXTRA_FORMATS: dict[str, tuple[str, str]] = {
+    "median_trade": ("Median trade", "money"),
+    "best_trade": ("Best trade", "money"),
+    "worst_trade": ("Worst trade", "money"),
+    "avg_holding_bars": ("Average holding time (bars)", "bars"),
+    "turnover": ("Turnover (× mean equity per year)", "ratio"),
+    "slippage": ("Slippage paid", "money"),
+}
+"""Report-only rows (see :mod:`barlab.report.stats`), computed by barlab.metrics functions."""
+
+METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Returns", ("total_return", "cagr", "final_equity", "best_period", "worst_period",
+                 "stability")),
+    ("Risk", ("annual_volatility", "sharpe", "sortino", "calmar", "omega", "tail_ratio",
+              "value_at_risk", "max_drawdown", "max_drawdown_duration")),
+    ("Bars", ("win_rate", "profit_factor", "exposure")),
+    ("Trades", ("n_trades", "trade_win_rate", "avg_trade", "median_trade", "best_trade",
+                "worst_trade", "expectancy", "trade_profit_factor", "avg_holding_bars")),
+    ("Costs", ("turnover", "fees", "slippage")),
+)  # fmt: skip
+"""The report's metrics table, in sections: every Metrics field and every extra, once."""
+
 SUMMARY = (
     "total_return",
     "cagr",
@@ -57,6 +79,8 @@ def fmt(value: float | int | None, kind: str) -> str:
         return f"{value:.2%}"
     if kind == "ratio":
         return f"{value:.2f}"
+    if kind == "bars":
+        return f"{value:,.1f}"
     if kind == "int":
         return f"{int(value):,}"
     if kind == "money":
@@ -65,8 +89,8 @@ def fmt(value: float | int | None, kind: str) -> str:
 
 
 def label(name: str) -> str:
-    return METRIC_FORMATS[name][0]
+    return (METRIC_FORMATS.get(name) or EXTRA_FORMATS[name])[0]
 
 
 def format_metric(name: str, value: float | int | None) -> str:
-    return fmt(value, METRIC_FORMATS[name][1])
+    return fmt(value, (METRIC_FORMATS.get(name) or EXTRA_FORMATS[name])[1])
