@@ -78,6 +78,7 @@ class BacktestConfig:
     fractional: bool = False
     commission_rate: float = 0.0
     commission_per_share: float = 0.0
+    commission_per_order: float = 0.0
     commission_min: float = 0.0
     commission_max: float | None = None
     slippage_bps: float = 1.0

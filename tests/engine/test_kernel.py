@@ -65,6 +65,7 @@ def scenarios(draw):
         costs=Costs(
             commission_rate=draw(st.sampled_from([0.0, 0.001, 0.01])),
             commission_per_share=draw(st.sampled_from([0.0, 0.005])),
+            commission_per_order=draw(st.sampled_from([0.0, 0.0, 1.5])),
             commission_min=draw(st.sampled_from([0.0, 1.0])),
             commission_max=draw(st.sampled_from([None, 2.0, 20.0])),
             slippage_bps=draw(st.sampled_from([0.0, 1.0, 25.0])),
@@ -103,6 +104,7 @@ def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
         trailing_stop=o.trailing_stop or math.inf, optimistic=o.fill_policy == "optimistic",
         sizing=size_type, commission_max=o.costs.commission_max or math.inf,
+        commission_per_order=o.costs.commission_per_order,
         price_impact=o.costs.price_impact, max_participation=o.costs.max_participation,
         volume=bars.volume.tolist(),
     )  # fmt: skip

@@ -74,8 +74,8 @@ class Account:
     positions: list[list[float]] = field(default_factory=list)
 
 
-def fee_for(qty, price, rate, per_share, minimum, maximum=math.inf):
-    fee = min(qty * price * rate + qty * per_share, maximum)
+def fee_for(qty, price, rate, per_share, minimum, maximum=math.inf, per_order=0.0):
+    fee = min(qty * price * rate + qty * per_share + per_order, maximum)
     if 0 < fee < minimum:
         fee = minimum
     return fee
@@ -145,7 +145,7 @@ def simulate(
     max_position_size_per_symbol=None, max_open_positions=None, max_drawdown=math.inf,
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
-    max_participation=None, volume=None,
+    max_participation=None, volume=None, commission_per_order=0.0,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -228,12 +228,8 @@ def simulate(
                         bps = slippage_bps + price_impact * share * share * 1e4
                         px = open_[t][j] * (1 + side * bps * 1e-4)
                     if side == 1 and qty > 0:
-                        args = (
-                            commission_rate,
-                            commission_per_share,
-                            commission_min,
-                            commission_max,
-                        )
+                        args = (commission_rate, commission_per_share, commission_min,
+                                commission_max, commission_per_order)  # fmt: skip
                         if qty * px + fee_for(qty, px, *args) > cash:
                             qty = min(qty, affordable(cash, px, *args, fractional))
                             reason = "insufficient_cash"
@@ -256,13 +252,9 @@ def simulate(
                         )
                         continue
                     fee = fee_for(
-                        qty,
-                        px,
-                        commission_rate,
-                        commission_per_share,
-                        commission_min,
-                        commission_max,
-                    )
+                        qty, px, commission_rate, commission_per_share, commission_min,
+                        commission_max, commission_per_order,
+                    )  # fmt: skip
                     status = "filled" if qty == requested else "resized"
                     if partial:
                         status = "partially_filled"
@@ -302,7 +294,13 @@ def simulate(
             qty = abs(pos[j])
             px = price_for(level, side)
             fee = fee_for(
-                qty, px, commission_rate, commission_per_share, commission_min, commission_max
+                qty,
+                px,
+                commission_rate,
+                commission_per_share,
+                commission_min,
+                commission_max,
+                commission_per_order,
             )
             acct.orders.append(Order(kind, t, t, j, "buy" if side > 0 else "sell", qty, qty, px,
                                      fee, "filled", ""))  # fmt: skip
@@ -347,13 +345,14 @@ def marked(cash, pos, prices):
     return total
 
 
-def affordable(cash, px, rate, per_share, minimum, maximum, fractional):
+def affordable(cash, px, rate, per_share, minimum, maximum, per_order, fractional):
     if cash <= 0:
         return 0.0
-    qty = cash / (px * (1 + rate) + per_share)
-    if qty * px * rate + qty * per_share > maximum:
+    qty = (cash - per_order) / (px * (1 + rate) + per_share)
+    fee = qty * px * rate + qty * per_share + per_order
+    if fee > maximum:
         qty = (cash - maximum) / px  # the capped commission first, the rest buys shares
-    elif (rate > 0 or per_share > 0) and qty * px * rate + qty * per_share < minimum:
+    elif (rate > 0 or per_share > 0 or per_order > 0) and fee < minimum:
         qty = (cash - minimum) / px
     if not fractional:
         qty = float(math.floor(qty)) if qty > 0 else 0.0

@@ -190,6 +190,7 @@ def simulate(
         float(options.size_pct),
         c.commission_rate,
         c.commission_per_share,
+        c.commission_per_order,
         c.commission_min,
         inf if c.commission_max is None else float(c.commission_max),
         c.slippage_bps,

@@ -22,6 +22,8 @@ class Costs:
         Fraction of traded notional charged on every fill, e.g. ``0.001`` for 0.1 %.
     commission_per_share : float
         Dollars per share on every fill, e.g. ``0.005`` (Interactive Brokers' fixed plan).
+    commission_per_order : float
+        Flat dollars on every fill, e.g. ``1.0``.
     commission_min : float
         Minimum commission in dollars per fill (applied only when a commission is charged).
     commission_max : float or None
@@ -40,6 +42,7 @@ class Costs:
 
     commission_rate: float = 0.0
     commission_per_share: float = 0.0
+    commission_per_order: float = 0.0
     commission_min: float = 0.0
     commission_max: float | None = None
     slippage_bps: float = 1.0
@@ -47,8 +50,8 @@ class Costs:
     max_participation: float | None = None
 
     def __post_init__(self) -> None:
-        names = ("commission_rate", "commission_per_share", "commission_min", "slippage_bps",
-                 "price_impact")  # fmt: skip
+        names = ("commission_rate", "commission_per_share", "commission_per_order",
+                 "commission_min", "slippage_bps", "price_impact")  # fmt: skip
         for name in names:
             value = getattr(self, name)
             if not (value >= 0.0 and value < float("inf")):
@@ -82,10 +85,16 @@ def fill_price_nb(price: float, side: int, slippage_bps: float) -> float:
 
 @njit(cache=True)
 def fee_nb(
-    qty: float, price: float, rate: float, per_share: float, minimum: float, maximum: float
+    qty: float,
+    price: float,
+    rate: float,
+    per_share: float,
+    per_order: float,
+    minimum: float,
+    maximum: float,
 ) -> float:
     """Commission in dollars for a fill of ``qty`` shares (> 0) at ``price``."""
-    fee = qty * price * rate + qty * per_share
+    fee = qty * price * rate + qty * per_share + per_order
     if fee > maximum:
         fee = maximum
     if fee > 0.0 and fee < minimum:
@@ -108,6 +117,7 @@ def affordable_qty_nb(
     price: float,
     rate: float,
     per_share: float,
+    per_order: float,
     minimum: float,
     maximum: float,
     fractional: bool,
@@ -115,12 +125,12 @@ def affordable_qty_nb(
     """The most shares ``cash`` buys at ``price`` once the commission is paid (>= 0)."""
     if cash <= 0.0:
         return 0.0
-    qty = cash / (price * (1.0 + rate) + per_share)
-    fee = qty * price * rate + qty * per_share
+    qty = (cash - per_order) / (price * (1.0 + rate) + per_share)
+    fee = qty * price * rate + qty * per_share + per_order
     if fee > maximum:
         # the commission is capped: what is left after the cap buys shares
         qty = (cash - maximum) / price
-    elif fee < minimum and (rate > 0.0 or per_share > 0.0):
+    elif fee < minimum and (rate > 0.0 or per_share > 0.0 or per_order > 0.0):
         # the minimum commission applies: it comes off the cash first
         qty = (cash - minimum) / price
     if not fractional:

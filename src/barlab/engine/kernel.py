@@ -238,6 +238,7 @@ def simulate_nb(
     size_pct,
     rate,
     per_share,
+    per_order,
     minimum,
     maximum,
     slippage_bps,
@@ -376,12 +377,19 @@ def simulate_nb(
                         bps = slippage_bps + impact_bps_nb(qty, volume[t, j], impact)
                         px = fill_price_nb(open_[t, j], side, bps)
                     if side == 1 and qty > 0.0:
-                        fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
+                        fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                         if qty * px + fee > cash:
                             qty = min(
                                 qty,
                                 affordable_qty_nb(
-                                    cash, px, rate, per_share, minimum, maximum, fractional
+                                    cash,
+                                    px,
+                                    rate,
+                                    per_share,
+                                    per_order,
+                                    minimum,
+                                    maximum,
+                                    fractional,
                                 ),
                             )
                             reason = REASON_CASH
@@ -411,7 +419,7 @@ def simulate_nb(
                         orders_i[o, 4] = ORDER_PARTIAL
                     else:
                         orders_i[o, 4] = ORDER_FILLED if qty == requested else ORDER_RESIZED
-                    fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
+                    fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                     orders_f[o, 3] = fee
                     cash -= side * qty * px + fee
                     old = pos[j]
@@ -442,7 +450,7 @@ def simulate_nb(
                 side = -1 if pos[j] > 0.0 else 1
                 qty = abs(pos[j])
                 px = fill_price_nb(level, side, slippage_bps)
-                fee = fee_nb(qty, px, rate, per_share, minimum, maximum)
+                fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                 if n_orders == orders_i.shape[0]:
                     orders_i = _grown(orders_i, n_orders + 1)
                     orders_f = _grown(orders_f, n_orders + 1)
