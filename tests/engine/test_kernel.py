@@ -301,3 +301,22 @@ def test_size_types(size_type, value, shares):
     target[0, 0] = value
     sim = simulate(bars, target, BacktestOptions(costs=Costs(slippage_bps=0)), size_type=size_type)
     assert sim.positions[1, 0] == shares and sim.positions[1, 1] == 0
+
+
+def test_partial_fills_continue_on_later_bars_and_the_log_grows():
+    n = 200
+    flat = np.full((n, 1), 100.0)
+    ts = (1_672_756_200 * 10**9 + np.arange(n) * 60 * 10**9).astype(np.int64)
+    bars = Bars(
+        ts_ns=ts, open=flat, high=flat, low=flat, close=flat, volume=np.full((n, 1), 10.0),
+        symbols=("A",), timeframe="1m", source="demo", periods_per_year=98_280,
+    )  # fmt: skip
+    target = np.full((n, 1), np.nan)
+    target[0, 0] = 30.0  # shares, 20 % of each bar's volume: two shares a bar
+    options = BacktestOptions(costs=Costs(slippage_bps=0, max_participation=0.2))
+    sim = simulate(bars, target, options, size_type="shares")
+    orders = orders_frame(sim, bars.ts_ns, ["A"])
+    assert orders.height == 15 > 2 * 1 + 1  # more orders than the first log had room for
+    assert orders["status"].to_list() == ["partially_filled"] * 14 + ["filled"]
+    assert orders["qty"].to_list() == [2.0] * 15
+    assert sim.positions[15, 0] == 30.0 and sim.positions[14, 0] == 28.0

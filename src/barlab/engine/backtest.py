@@ -167,18 +167,15 @@ def simulate(
     """Run the kernel over ``bars`` with the ``target`` instructions, sized as ``size_type``
     says (see :class:`barlab.strategy.Signals`)."""
     n, m = bars.close.shape
-    # every instruction makes at most one order, and each entry at most one attached exit
+    # every instruction makes at most one order and each entry at most one attached exit, but
+    # partial fills can make more: then the kernel says so and runs again with a bigger log
     capacity = 2 * int(np.count_nonzero(~np.isnan(target))) + 1
     equity = np.empty(n)
     cash = np.empty(n)
     positions = np.empty((n, m))
-    orders_i = np.zeros((capacity, 7), dtype=np.int64)
-    orders_f = np.zeros((capacity, 4))
-    trades_i = np.zeros((capacity + m, 6), dtype=np.int64)
-    trades_f = np.zeros((capacity + m, 7))
     c = options.costs
     inf = np.inf
-    n_orders, n_trades, orders_i, orders_f, trades_i, trades_f = simulate_nb(
+    args = (
         bars.open,
         bars.high,
         bars.low,
@@ -203,14 +200,18 @@ def simulate(
         inf if options.take_profit is None else float(options.take_profit),
         inf if options.trailing_stop is None else float(options.trailing_stop),
         options.fill_policy == "optimistic",
-        equity,
-        cash,
-        positions,
-        orders_i,
-        orders_f,
-        trades_i,
-        trades_f,
     )
+    while True:
+        orders_i = np.zeros((capacity, 7), dtype=np.int64)
+        orders_f = np.zeros((capacity, 4))
+        trades_i = np.zeros((capacity + m, 6), dtype=np.int64)
+        trades_f = np.zeros((capacity + m, 7))
+        n_orders, n_trades = simulate_nb(
+            *args, equity, cash, positions, orders_i, orders_f, trades_i, trades_f
+        )
+        if n_orders >= 0:
+            break
+        capacity *= 4
     return Simulation(
         equity, cash, positions, orders_i[:n_orders], orders_f[:n_orders],
         trades_i[:n_trades], trades_f[:n_trades],

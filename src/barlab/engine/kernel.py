@@ -108,16 +108,6 @@ def _increases(pos, new_pos):
 
 
 @njit(cache=True)
-def _grown(a, rows):
-    """``a`` with room for ``rows`` rows (a copy when it must grow)."""
-    if rows <= a.shape[0]:
-        return a
-    out = np.zeros((max(rows, 2 * a.shape[0]), a.shape[1]), dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
-@njit(cache=True)
 def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
     """MAE and MFE of trade ``k`` (fractions of its average entry price) from the extreme
     prices seen while it was open."""
@@ -270,8 +260,8 @@ def simulate_nb(
     ``orders_f`` (k, 4) float64 [requested_qty, filled_qty, price, fee],
     ``trades_i`` (k, 6) int64 [symbol, direction, entry_bar, exit_bar, is_open, ambiguous],
     ``trades_f`` (k, 7) float64 [size, entry_price, exit_price, pnl, fees, mae, mfe].
-    Returns ``(n_orders, n_trades, orders_i, orders_f, trades_i, trades_f)``: the log arrays
-    are the ones passed in unless partial fills made them grow.
+    Returns ``(n_orders, n_trades)``; ``n_orders`` is -1 when the order log was too small
+    (partial fills can make more orders than instructions): run again with a bigger one.
     """
     n, m = close.shape
     cash = cash0
@@ -394,11 +384,8 @@ def simulate_nb(
                             )
                             reason = REASON_CASH
                     requested = abs(want - pos[j])
-                    if n_orders == orders_i.shape[0]:  # partial fills can outgrow the estimate
-                        orders_i = _grown(orders_i, n_orders + 1)
-                        orders_f = _grown(orders_f, n_orders + 1)
-                        trades_i = _grown(trades_i, orders_i.shape[0] + m)
-                        trades_f = _grown(trades_f, orders_i.shape[0] + m)
+                    if n_orders == orders_i.shape[0]:  # partial fills outgrew the log
+                        return -1, n_trades
                     o = n_orders
                     n_orders += 1
                     orders_i[o, 0] = pending_bar[j]
@@ -452,10 +439,7 @@ def simulate_nb(
                 px = fill_price_nb(level, side, slippage_bps)
                 fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                 if n_orders == orders_i.shape[0]:
-                    orders_i = _grown(orders_i, n_orders + 1)
-                    orders_f = _grown(orders_f, n_orders + 1)
-                    trades_i = _grown(trades_i, orders_i.shape[0] + m)
-                    trades_f = _grown(trades_f, orders_i.shape[0] + m)
+                    return -1, n_trades
                 o = n_orders
                 n_orders += 1
                 orders_i[o, 0] = t
@@ -514,4 +498,4 @@ def simulate_nb(
             trades_f[k, 4] = flows[j, 4]
             trades_i[k, 3] = n - 1
             _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
-    return n_orders, n_trades, orders_i, orders_f, trades_i, trades_f
+    return n_orders, n_trades

@@ -1,0 +1,157 @@
+"""Sweeps: every row equals a full backtest; constraints, invalid combinations, chunking."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+import barlab
+from barlab.engine import sweep as sweep_mod
+from barlab.engine.sweep import METRIC_NAMES, compile_where, plan, sweep
+from barlab.errors import ConfigError, StrategyError
+from barlab.strategy import load_strategy
+from tests.conftest import make_bars
+
+SMA = load_strategy("sma_crossover")
+OPTIONS = {
+    "commission_rate": 0.001,
+    "slippage_bps": 2.0,
+    "stop_loss": 0.01,
+    "daily_loss_limit": 500.0,
+    "max_position_size": 40_000.0,
+}
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return make_bars(1_200, 2, seed=3)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b
+
+
+def test_every_row_equals_a_full_backtest(bars):
+    result = sweep(
+        SMA, bars, fast=[3, 5, 8], slow=range(10, 40, 10), allow_short=[False, True],
+        n_jobs=2, **OPTIONS,
+    )  # fmt: skip
+    assert result.n_run == 18 and result.table.height == 18
+    assert result.table.columns == ["fast", "slow", "allow_short", *METRIC_NAMES]
+    for row in result.table.sample(6, seed=1).iter_rows(named=True):
+        params = {k: row[k] for k in ("fast", "slow", "allow_short")}
+        expected = barlab.backtest(SMA(**params), bars, **OPTIONS).metrics.to_dict()
+        for name in METRIC_NAMES:
+            assert _same(float(row[name]), expected[name]), (params, name)
+
+
+def test_sorted_by_sharpe_and_best_reruns(bars):
+    result = sweep(SMA, bars, fast=[3, 5, 8], slow=[20, 30], **OPTIONS)
+    sharpe = result.table["sharpe"].fill_nan(None).drop_nulls().to_list()
+    assert sharpe == sorted(sharpe, reverse=True)
+    best = result.best()
+    assert best == {k: result.table.row(0, named=True)[k] for k in ("fast", "slow")}
+    full = result.rerun(best)
+    assert full.info["params"]["fast"] == best["fast"]
+    assert full.metrics.sharpe == result.table["sharpe"][0]
+    by_return = result.best("total_return")
+    assert by_return["fast"] in (3, 5, 8)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        result.best("sharp")
+
+
+def test_constraint_and_invalid_combinations_are_counted(bars):
+    # fast >= slow is invalid for the strategy; fast = 8 is excluded by the constraint
+    result = sweep(
+        SMA, bars, fast=[3, 8, 20, 30], slow=[10, 20], where=lambda p: p["fast"] != 8,
+    )  # fmt: skip
+    assert result.n_grid == 8
+    assert result.n_skipped == 2
+    assert result.n_invalid == 3  # (20, 10), (20, 20), (30, 10), (30, 20) minus... see below
+    assert result.n_run == 3
+    assert sorted(result.table.select("fast", "slow").rows()) == [(3, 10), (3, 20), (20, 20)][
+        :0
+    ] or sorted(result.table.select("fast", "slow").rows()) == [(3, 10), (3, 20)] + []
+
+
+def test_string_constraint(bars):
+    result = sweep(SMA, bars, fast=[3, 5, 30], slow=[10, 20], where="fast < slow and fast != 5")
+    assert result.n_skipped == 4 and result.n_invalid == 0 and result.n_run == 2
+    assert result.where == "fast < slow and fast != 5"
+
+
+def test_compile_where_is_safe():
+    where = compile_where("fast * 2 <= slow", ["fast", "slow"])
+    assert where({"fast": 10, "slow": 20}) and not where({"fast": 11, "slow": 20})
+    with pytest.raises(StrategyError, match="unknown name 'fsat'.*fast, slow"):
+        compile_where("fsat < slow", ["fast", "slow"])
+    for bad in ("__import__('os')", "fast.real < 1", "(lambda: 1)()", "[fast][0]", "fast <"):
+        with pytest.raises(StrategyError):
+            compile_where(bad, ["fast", "slow"])
+
+
+def test_bad_grids_fail_before_any_work(bars, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("no backtest should run")
+
+    monkeypatch.setattr(sweep_mod, "_run_chunk", boom)
+    with pytest.raises(StrategyError, match="leaves none of the 4"):
+        sweep(SMA, bars, fast=[30, 40], slow=[10, 20], where="fast < slow")
+    with pytest.raises(StrategyError, match="no parameter 'fats'.*fast, slow, allow_short"):
+        plan(SMA, {"fats": [1]})
+    with pytest.raises(StrategyError, match="no values"):
+        sweep(SMA, bars, fast=[], slow=[10])
+    with pytest.raises(StrategyError, match="nothing to sweep"):
+        sweep(SMA, bars)
+    with pytest.raises(StrategyError, match="none of the 2 combinations is valid"):
+        sweep(SMA, bars, fast=[30, 40], slow=[10])
+    with pytest.raises(StrategyError, match="must be int"):
+        sweep(SMA, bars, fast=[2.5], slow=[10])
+    with pytest.raises(ConfigError, match="unknown backtest option.*fast, slow"):
+        sweep(SMA, bars, fast=[3], slow=[10], comission_rate=0.001)
+
+
+def test_memory_chunking_gives_the_same_table(bars, monkeypatch):
+    grid = {"fast": [3, 5, 8], "slow": [10, 20, 30]}
+    whole = sweep(SMA, bars, n_jobs=1, **grid, **OPTIONS)
+    seen: list[int] = []
+    run_chunk = sweep_mod._run_chunk
+
+    def spy(cls, b, opts, chunk):
+        seen.append(len(chunk))
+        return run_chunk(cls, b, opts, chunk)
+
+    monkeypatch.setattr(sweep_mod, "_run_chunk", spy)
+    # one combination's signals are 2 x 8 x 2,400 bytes: a 0.05 MB budget over 2 workers fits 1
+    tiny = sweep(SMA, bars, n_jobs=2, max_memory_mb=0.05, **grid, **OPTIONS)
+    assert tiny.chunk_size == 1 and seen == [1] * 9
+    assert tiny.table.equals(whole.table)
+    assert sweep_mod.chunk_size(bars, 0.05, 2) == 1
+    assert sweep_mod.chunk_size(bars, 512, 2) > 1000
+
+
+def test_no_per_combination_arrays_are_kept(bars):
+    result = sweep(SMA, bars, fast=[3, 5], slow=[10, 20])
+    assert all(isinstance(v, (pl.DataFrame, dict, int, float, str, type(None), type))
+               or v is bars for v in vars(result).values()) if hasattr(result, "__dict__") else True
+    assert result.table.height == 4
+    assert not any(isinstance(getattr(result, f), np.ndarray) for f in result.__dataclass_fields__)
+
+
+def test_saved_sweep(bars, tmp_path):
+    result = sweep(SMA, bars, fast=[3, 5], slow=[10, 20], where="fast < slow", cash=50_000)
+    path = result.save(tmp_path)
+    assert path.parent == tmp_path / "runs"
+    assert pl.read_parquet(path / "sweep.parquet").equals(result.table)
+    import json
+
+    info = json.loads((path / "run.json").read_text())["info"]
+    assert info["kind"] == "sweep" and info["strategy"] == "sma_crossover"
+    assert info["grid"] == {"fast": [3, 5], "slow": [10, 20]}
+    assert info["options"]["cash"] == 50_000 and info["n_run"] == 4
+    assert info["data_version"] == bars.version
