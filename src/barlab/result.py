@@ -25,10 +25,15 @@ import numpy as np
 import polars as pl
 
 from barlab.engine.kernel import (
+    KIND_LIMIT,
     KIND_MARKET,
+    KIND_STOP,
+    KIND_STOP_LIMIT,
     KIND_STOP_LOSS,
     KIND_TAKE_PROFIT,
     KIND_TRAILING_STOP,
+    ORDER_CANCELLED,
+    ORDER_EXPIRED,
     ORDER_FILLED,
     ORDER_PARTIAL,
     ORDER_REFUSED,
@@ -48,12 +53,17 @@ STATUS_NAMES = {
     ORDER_RESIZED: "resized",
     ORDER_REFUSED: "refused",
     ORDER_PARTIAL: "partially_filled",
+    ORDER_CANCELLED: "cancelled",
+    ORDER_EXPIRED: "expired",
 }
 KIND_NAMES = {
     KIND_MARKET: "market",
     KIND_STOP_LOSS: "stop_loss",
     KIND_TAKE_PROFIT: "take_profit",
     KIND_TRAILING_STOP: "trailing_stop",
+    KIND_LIMIT: "limit",
+    KIND_STOP: "stop",
+    KIND_STOP_LIMIT: "stop_limit",
 }
 RUN_FORMAT = 1
 _TS = pl.Datetime("ns", "UTC")

@@ -41,6 +41,10 @@ class Signals:
     - ``"shares"``: shares to hold (100, -50).
 
     Every target is a whole rebalance: sells fill before buys on the same bar.
+
+    ``limit_price`` / ``stop_price`` (float, NaN = none) turn a row's instructions into limit,
+    stop or stop-limit orders resting from the next bar; ``time_in_force`` is ``"gtc"`` (until
+    filled or replaced) or ``"day"`` (until the end of the first session it rests in).
     """
 
     entries: np.ndarray | None = None
@@ -49,6 +53,9 @@ class Signals:
     short_exits: np.ndarray | None = None
     target: np.ndarray | None = None
     size_type: str = "equal"
+    limit_price: np.ndarray | None = None
+    stop_price: np.ndarray | None = None
+    time_in_force: str = "gtc"
 
     def check(self, shape: tuple[int, int]) -> None:
         """Raise StrategyError unless the arrays fit bars of ``shape``."""
@@ -59,6 +66,21 @@ class Signals:
         }
         if not given:
             raise StrategyError("Signals is empty: give entries/exits or target")
+        if self.time_in_force not in ("gtc", "day"):
+            raise StrategyError(
+                f"Signals.time_in_force must be gtc or day, got {self.time_in_force!r}"
+            )
+        for name in ("limit_price", "stop_price"):
+            prices = getattr(self, name)
+            if prices is None:
+                continue
+            if prices.shape != shape or not np.issubdtype(prices.dtype, np.floating):
+                raise StrategyError(
+                    f"Signals.{name} must be a float array of the bars' shape {shape}, "
+                    f"got {prices.dtype} {prices.shape}"
+                )
+            if np.any(prices <= 0):
+                raise StrategyError(f"Signals.{name} must be positive where given (NaN = none)")
         if self.size_type not in SIZE_TYPES:
             raise StrategyError(
                 f"Signals.size_type must be one of {', '.join(SIZE_TYPES)}, got {self.size_type!r}"

@@ -82,10 +82,18 @@ def scenarios(draw):
     )  # fmt: skip
     size_type = draw(st.sampled_from(["equal", "equal", "weight", "notional", "shares"]))
     scale = {"equal": 1.0, "weight": 0.5, "notional": 2_000.0, "shares": 20.0}[size_type]
-    return bars, target * scale, options, size_type
+    # some instructions rest as limit, stop or stop-limit orders around the last close
+    orders = {"size_type": size_type, "time_in_force": draw(st.sampled_from(["gtc", "day"]))}
+    has = ~np.isnan(target)
+    for name, share in (("limit_price", draw(st.sampled_from([0.0, 0.5]))),
+                        ("stop_price", draw(st.sampled_from([0.0, 0.3])))):  # fmt: skip
+        if share:
+            away = close * np.exp(rng.normal(0, 0.03, (n, m)))
+            orders[name] = np.where(has & (rng.random((n, m)) < share), away, np.nan)
+    return bars, target * scale, options, orders
 
 
-def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
+def run_reference(bars, target, o: BacktestOptions, orders):
     r = o.risk
     return ref.simulate(
         bars.ts_ns.tolist(), bars.open.tolist(), bars.close.tolist(), target.tolist(),
@@ -103,7 +111,10 @@ def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
         high=bars.high.tolist(), low=bars.low.tolist(),
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
         trailing_stop=o.trailing_stop or math.inf, optimistic=o.fill_policy == "optimistic",
-        sizing=size_type, commission_max=o.costs.commission_max or math.inf,
+        sizing=orders["size_type"], commission_max=o.costs.commission_max or math.inf,
+        limit=orders["limit_price"].tolist() if "limit_price" in orders else None,
+        stop=orders["stop_price"].tolist() if "stop_price" in orders else None,
+        day_orders=orders["time_in_force"] == "day",
         commission_per_order=o.costs.commission_per_order,
         price_impact=o.costs.price_impact, max_participation=o.costs.max_participation,
         volume=bars.volume.tolist(),
@@ -113,9 +124,9 @@ def run_reference(bars, target, o: BacktestOptions, size_type="equal"):
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_kernel_matches_reference(case):
-    bars, target, options, size_type = case
-    sim = simulate(bars, target, options, size_type=size_type)
-    want = run_reference(bars, target, options, size_type)
+    bars, target, options, orders = case
+    sim = simulate(bars, target, options, **orders)
+    want = run_reference(bars, target, options, orders)
 
     orders = orders_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()
     assert len(orders) == len(want.orders)
@@ -151,8 +162,8 @@ def test_kernel_matches_reference(case):
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_account_invariants(case):
-    bars, target, options, size_type = case
-    sim = simulate(bars, target, options, size_type=size_type)
+    bars, target, options, orders = case
+    sim = simulate(bars, target, options, **orders)
     # equity is cash plus positions marked at the last known close
     last = np.copy(bars.close)
     for t in range(1, len(last)):
@@ -169,14 +180,17 @@ def test_account_invariants(case):
     for row in filled.iter_rows(named=True):
         j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
         d = 1 if row["side"] == "buy" else -1
-        raw = row["price"] / (1 + d * slip)
-        if row["kind"] == "market" and options.costs.price_impact > 0:
+        protected = row["kind"] in ("limit", "stop_limit")  # a limit takes no slippage
+        raw = row["price"] if protected else row["price"] / (1 + d * slip)
+        impacted = row["kind"] in ("market", "stop") and options.costs.price_impact > 0
+        if impacted:
             # volume-share impact moves the price further against the order, never for it
             assert d * (raw - bars.open[t, j]) >= -1e-9 * bars.open[t, j]
         else:
             assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
         assert row["created_bar"] <= t
-        if options.costs.max_participation is not None and row["kind"] == "market":
+        entry_kinds = ("market", "limit", "stop", "stop_limit")  # attached exits fill whole
+        if options.costs.max_participation is not None and row["kind"] in entry_kinds:
             assert row["qty"] <= options.costs.max_participation * bars.volume[t, j] + 1e-9
     # a trade's exit lies between its worst and best excursion
     trades = trades_frame(sim, bars.ts_ns, list(bars.symbols))
@@ -195,7 +209,8 @@ def test_account_invariants(case):
         price = bars.open[t, j] * (1 + d * slip) if row["kind"] == "market" else row["price"]
         after = abs(sim.positions[t, j]) * price
         before = abs(sim.positions[t - 1, j]) * price if t else 0
-        if after > before:
+        stop_impact = row["kind"] == "stop" and options.costs.price_impact > 0
+        if after > before and not stop_impact:
             assert after <= caps[j] + 1e-6
         assert np.count_nonzero(sim.positions[t]) <= limit
     # after the drawdown halt, exposure never grows again
@@ -320,3 +335,64 @@ def test_partial_fills_continue_on_later_bars_and_the_log_grows():
     assert orders["status"].to_list() == ["partially_filled"] * 14 + ["filled"]
     assert orders["qty"].to_list() == [2.0] * 15
     assert sim.positions[15, 0] == 30.0 and sim.positions[14, 0] == 28.0
+
+
+def _ohlc_bars(rows, *, minutes_apart=60):
+    """One symbol with explicit (open, high, low, close) rows, 24 hours apart by default."""
+    arr = np.array(rows, dtype=float)
+    n = len(arr)
+    ts = (1_672_756_200 * 10**9 + np.arange(n) * minutes_apart * 60 * 10**9).astype(np.int64)
+    col = [np.ascontiguousarray(arr[:, k : k + 1]) for k in range(4)]
+    return Bars(
+        ts_ns=ts, open=col[0], high=col[1], low=col[2], close=col[3],
+        volume=np.full((n, 1), 1e6), symbols=("A",), timeframe="1m", source="demo",
+        periods_per_year=98_280,
+    )  # fmt: skip
+
+
+def _one(bars, *, limit=np.nan, stop=np.nan, tif="gtc", target=10.0):
+    tg = np.full((bars.n_bars, 1), np.nan)
+    tg[0, 0] = target
+    lim = np.full_like(tg, np.nan)
+    lim[0, 0] = limit
+    stp = np.full_like(tg, np.nan)
+    stp[0, 0] = stop
+    sim = simulate(bars, tg, BacktestOptions(costs=Costs(slippage_bps=10)), size_type="shares",
+                   limit_price=lim, stop_price=stp, time_in_force=tif)  # fmt: skip
+    return orders_frame(sim, bars.ts_ns, ["A"])
+
+
+ROWS = [(100, 101, 99, 100), (100, 101, 99.5, 100), (98, 99, 97, 98), (103, 104, 102, 103)]
+
+
+def test_buy_limit_rests_then_fills_at_the_limit_or_a_better_open():
+    bars = _ohlc_bars(ROWS)
+    touched = _one(bars, limit=99.0)  # bar 1 low 99.5: no; bar 2 opens at 98: fills at the open
+    assert touched.select("kind", "fill_bar", "price", "status").row(0) == (
+        "limit",
+        2,
+        98.0,
+        "filled",
+    )
+    inside = _one(_ohlc_bars([ROWS[0], (100, 101, 98.9, 100), *ROWS[2:]]), limit=99.0)
+    assert inside.select("fill_bar", "price").row(0) == (1, 99.0)  # no slippage past a limit
+
+
+def test_buy_stop_fills_at_the_worse_of_open_and_stop():
+    bars = _ohlc_bars(ROWS)
+    orders = _one(bars, stop=102.5)  # bars 1 and 2 stay below; bar 3 opens at 103 above it
+    assert orders.select("kind", "fill_bar").row(0) == ("stop", 3)
+    assert orders["price"][0] == pytest.approx(103.0 * 1.001)
+
+
+def test_day_orders_expire_and_replaced_orders_are_cancelled():
+    day = _one(_ohlc_bars(ROWS, minutes_apart=24 * 60), limit=90.0, tif="day")
+    assert day.select("kind", "status", "fill_bar").row(0) == ("limit", "expired", 2)
+    bars = _ohlc_bars(ROWS)
+    tg = np.full((4, 1), np.nan)
+    tg[0, 0], tg[2, 0] = 10.0, 10.0
+    lim = np.full_like(tg, np.nan)
+    lim[0, 0] = 90.0  # rests, never touched; replaced at bar 2 by a market order
+    sim = simulate(bars, tg, BacktestOptions(), size_type="shares", limit_price=lim)
+    orders = orders_frame(sim, bars.ts_ns, ["A"])
+    assert orders.select("kind", "status").rows() == [("limit", "cancelled"), ("market", "filled")]

@@ -103,6 +103,42 @@ def ny_day(ts_ns):
     return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).astimezone(NY).date()
 
 
+@dataclass
+class Pending:
+    """An instruction waiting to fill: a market order, or a resting limit / stop order."""
+
+    target: float
+    created: int
+    limit: float = math.nan
+    stop: float = math.nan
+    session: object = None  # the session a day order rests in
+
+    def kind(self):
+        if math.isnan(self.stop):
+            return "market" if math.isnan(self.limit) else "limit"
+        return "stop" if math.isnan(self.limit) else "stop_limit"
+
+    def unfilled(self, t, j, held, status):
+        side = "buy" if self.target > 0 or (self.target == 0 and held < 0) else "sell"
+        price = self.limit if math.isnan(self.stop) else self.stop
+        return Order(self.kind(), self.created, t, j, side, 0.0, 0.0, price, 0.0, status, "")
+
+
+def resting_fill(side, o, h, lo, lim, stp):
+    """(price, triggered, limit-protected) of a resting order in one bar, before slippage."""
+    if not math.isnan(stp):
+        touched = h >= stp if side > 0 else lo <= stp
+        if not touched:
+            return 0.0, False, False
+        price = max(o, stp) if side > 0 else min(o, stp)
+        if math.isnan(lim):
+            return price, True, False
+        return price, (price <= lim if side > 0 else price >= lim), True
+    if side > 0:
+        return (o, True, True) if o <= lim else (lim, lo <= lim, True)
+    return (o, True, True) if o >= lim else (lim, h >= lim, True)
+
+
 def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, first_bar):
     """(kind, price, ambiguous) of the exit that fills in this bar, or None."""
     long = pos > 0
@@ -146,13 +182,14 @@ def simulate(
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
     max_participation=None, volume=None, commission_per_order=0.0,
+    limit=None, stop=None, day_orders=False,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
     acct = Account()
     pos = [0.0] * m
     last = [math.nan] * m
-    pending: dict[int, tuple[float, int]] = {}  # symbol -> (target, created bar)
+    pending: dict[int, Pending] = {}
     open_trade: dict[int, Trade] = {}
     entry = [0.0] * m  # the open price of the bar the position was entered in
     best = [0.0] * m  # best high (long) or low (short) of the bars since entry, before this one
@@ -176,8 +213,14 @@ def simulate(
             equity_open = marked(cash, pos, marks)
             wants = {}
             for j in fillable:
-                tg, _ = pending[j]
-                px = price_for(open_[t][j], 1 if tg > 0 else -1)
+                order = pending[j]
+                tg = order.target
+                if not math.isnan(order.limit):
+                    px = order.limit
+                elif not math.isnan(order.stop):
+                    px = price_for(order.stop, 1 if tg > 0 else -1)
+                else:
+                    px = price_for(open_[t][j], 1 if tg > 0 else -1)
                 unit = px * (1 + commission_rate) + commission_per_share
                 if sizing == "shares":
                     wants[j] = sign(tg) * whole(abs(tg), fractional)
@@ -188,17 +231,42 @@ def simulate(
                     "notional": abs(tg),
                 }[sizing]
                 wants[j] = sign(tg) * whole(value / unit, fractional)
-            for j in fillable:
-                if wants[j] == pos[j]:
-                    del pending[j]
             # sells first, then buys, each in symbol order
             for side in (-1, 1):
                 for j in fillable:
-                    if j not in pending or sign(wants[j] - pos[j]) != side:
+                    if j not in pending:
                         continue
-                    instruction, created = pending.pop(j)
+                    order = pending[j]
+                    resting = not (math.isnan(order.limit) and math.isnan(order.stop))
+                    if side == -1 and resting and day_orders:
+                        if order.session is None:
+                            order.session = ny_day(ts_ns[t])
+                        elif ny_day(ts_ns[t]) != order.session:
+                            acct.orders.append(order.unfilled(t, j, pos[j], "expired"))
+                            del pending[j]
+                            continue
+                    if wants[j] == pos[j]:
+                        del pending[j]
+                        continue
+                    if sign(wants[j] - pos[j]) != side:
+                        continue
+                    kind, base, protected = "market", open_[t][j], False
+                    if resting:
+                        kind = order.kind()
+                        base, triggered, protected = resting_fill(
+                            side, open_[t][j], high[t][j], low[t][j], order.limit, order.stop
+                        )
+                        if not triggered:
+                            touched = (
+                                high[t][j] >= order.stop if side > 0 else low[t][j] <= order.stop
+                            )
+                            if kind == "stop_limit" and touched:
+                                order.stop = math.nan  # a plain limit order from now on
+                            continue
+                    del pending[j]
+                    _instruction, created = order.target, order.created
                     want = wants[j]
-                    px = price_for(open_[t][j], side)
+                    px = base if protected else price_for(base, side)
                     reason = ""
                     new = want
                     if abs(want) * px > caps[j]:
@@ -222,11 +290,11 @@ def simulate(
                     if max_participation is not None and qty > max_participation * volume[t][j]:
                         qty = whole(max_participation * volume[t][j], fractional)
                         reason, partial = "max_participation", True
-                        pending[j] = (instruction, created)  # the rest waits
-                    if price_impact > 0 and qty > 0:
+                        pending[j] = order  # the rest waits
+                    if price_impact > 0 and qty > 0 and not protected:
                         share = min(qty / volume[t][j], 1.0) if volume[t][j] > 0 else 0.0
                         bps = slippage_bps + price_impact * share * share * 1e4
-                        px = open_[t][j] * (1 + side * bps * 1e-4)
+                        px = base * (1 + side * bps * 1e-4)
                     if side == 1 and qty > 0:
                         args = (commission_rate, commission_per_share, commission_min,
                                 commission_max, commission_per_order)  # fmt: skip
@@ -237,7 +305,7 @@ def simulate(
                     if qty <= 0:
                         acct.orders.append(
                             Order(
-                                "market",
+                                kind,
                                 created,
                                 t,
                                 j,
@@ -260,7 +328,7 @@ def simulate(
                         status = "partially_filled"
                     acct.orders.append(
                         Order(
-                            "market",
+                            kind,
                             created,
                             t,
                             j,
@@ -320,7 +388,12 @@ def simulate(
         acct.positions.append(list(pos))
         for j in range(m):
             if not math.isnan(target[t][j]):
-                pending[j] = (target[t][j], t)
+                old = pending.get(j)
+                if old is not None and old.created < t and old.kind() != "market":
+                    acct.orders.append(old.unfilled(t, j, pos[j], "cancelled"))
+                lim = limit[t][j] if limit is not None else math.nan
+                stp = stop[t][j] if stop is not None else math.nan
+                pending[j] = Pending(target[t][j], t, lim, stp)
         prev_equity = equity
         if equity <= day_start - daily_loss_limit:
             halted = True

@@ -162,10 +162,17 @@ class Simulation:
 
 
 def simulate(
-    bars: Bars, target: np.ndarray, options: BacktestOptions, *, size_type: str = "equal"
+    bars: Bars,
+    target: np.ndarray,
+    options: BacktestOptions,
+    *,
+    size_type: str = "equal",
+    limit_price: np.ndarray | None = None,
+    stop_price: np.ndarray | None = None,
+    time_in_force: str = "gtc",
 ) -> Simulation:
     """Run the kernel over ``bars`` with the ``target`` instructions, sized as ``size_type``
-    says (see :class:`barlab.strategy.Signals`)."""
+    says, as limit/stop orders where prices are given (see :class:`barlab.strategy.Signals`)."""
     n, m = bars.close.shape
     # every instruction makes at most one order and each entry at most one attached exit, but
     # partial fills can make more: then the kernel says so and runs again with a bigger log
@@ -181,6 +188,9 @@ def simulate(
         bars.low,
         bars.close,
         target,
+        _prices(limit_price, target.shape),
+        _prices(stop_price, target.shape),
+        time_in_force == "day",
         session_ids(bars.ts_ns),
         SIZE_TYPES.index(size_type),
         float(options.cash),
@@ -216,6 +226,13 @@ def simulate(
         equity, cash, positions, orders_i[:n_orders], orders_f[:n_orders],
         trades_i[:n_trades], trades_f[:n_trades],
     )  # fmt: skip
+
+
+def _prices(prices: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Order prices for the kernel: NaN (none) everywhere when not given, without a copy."""
+    if prices is None:
+        return np.broadcast_to(np.float64(np.nan), shape)
+    return np.ascontiguousarray(prices, dtype=np.float64)
 
 
 def buy_and_hold_target(shape: tuple[int, int]) -> np.ndarray:
@@ -266,7 +283,11 @@ def backtest(strategy: Strategy, bars: Bars, **options: Any):
         raise StrategyError(
             f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
         )
-    sim = simulate(bars, to_target(signals, shape), opts, size_type=signals.size_type)
+    sim = simulate(
+        bars, to_target(signals, shape), opts, size_type=signals.size_type,
+        limit_price=signals.limit_price, stop_price=signals.stop_price,
+        time_in_force=signals.time_in_force,
+    )  # fmt: skip
     return Result.from_simulation(
         strategy=strategy,
         bars=bars,

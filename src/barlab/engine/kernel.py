@@ -16,6 +16,13 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
 - Within a bar, sells fill before buys, so a rebalance can use the cash the sells free.
 - Buys never spend cash the account does not have; risk rules resize or refuse orders, and every
   such order is logged with its reason.
+- An instruction may carry a limit and/or a stop price: it then rests from the next bar on.
+  A buy limit fills when a bar trades at or below the limit (at the open if it gapped through,
+  else at the limit; no slippage: the limit protects the price); a buy stop triggers when a bar
+  trades at or above the stop and fills at the worse of the open and the stop (slippage
+  applied); a stop-limit fills in the triggering bar only within its limit, and rests as a
+  limit order after. Sells mirror. Time in force: ``gtc`` rests until filled or replaced
+  (logged ``cancelled``), ``day`` until its first session ends (logged ``expired``).
 - Exits attached to every entry (``stop_loss``, ``take_profit``, ``trailing_stop``, fractions of
   the entry price or of the best price since entry) are checked on every bar from the entry bar
   on, after the open's fills: a bar that gaps through a level fills at its open, one that trades
@@ -47,6 +54,8 @@ ORDER_FILLED = 0
 ORDER_RESIZED = 1  # filled, with fewer shares than asked (reason says why)
 ORDER_REFUSED = 2  # nothing filled (reason says why)
 ORDER_PARTIAL = 3  # filled in part; the rest waits for the next bars (volume participation)
+ORDER_CANCELLED = 4  # a resting order replaced by a newer instruction before it filled
+ORDER_EXPIRED = 5  # a day order whose session ended before it filled
 
 SIZE_EQUAL = 0
 SIZE_WEIGHT = 1
@@ -57,6 +66,9 @@ KIND_MARKET = 0  # from the strategy's signals, at the next open
 KIND_STOP_LOSS = 1
 KIND_TAKE_PROFIT = 2
 KIND_TRAILING_STOP = 3
+KIND_LIMIT = 4
+KIND_STOP = 5
+KIND_STOP_LIMIT = 6
 
 
 @njit(cache=True)
@@ -105,6 +117,66 @@ def _limit_increase(pos, new_pos, limit_qty):
 @njit(cache=True)
 def _increases(pos, new_pos):
     return abs(new_pos) > 0.0 and (np.sign(new_pos) != np.sign(pos) or abs(new_pos) > abs(pos))
+
+
+@njit(cache=True)
+def _order_kind(lim, stp):
+    if np.isnan(stp):
+        return KIND_MARKET if np.isnan(lim) else KIND_LIMIT
+    return KIND_STOP if np.isnan(lim) else KIND_STOP_LIMIT
+
+
+@njit(cache=True)
+def _stop_touched(side, high, low, stp):
+    return high >= stp if side == 1 else low <= stp
+
+
+@njit(cache=True)
+def _resting_fill_nb(side, open_, high, low, lim, stp):
+    """(price, triggered, limit-protected) of a resting order in one bar, before slippage."""
+    if not np.isnan(stp):
+        if not _stop_touched(side, high, low, stp):
+            return 0.0, False, False
+        price = max(open_, stp) if side == 1 else min(open_, stp)
+        if np.isnan(lim):
+            return price, True, False
+        within = price <= lim if side == 1 else price >= lim
+        return price, within, True
+    if side == 1:
+        if open_ <= lim:
+            return open_, True, True
+        return lim, low <= lim, True
+    if open_ >= lim:
+        return open_, True, True
+    return lim, high >= lim, True
+
+
+@njit(cache=True)
+def _intended_side(tg, held):
+    """The side an unfilled instruction would have traded: toward its target's sign."""
+    if tg > 0.0 or (tg == 0.0 and held < 0.0):
+        return 1
+    return -1
+
+
+@njit(cache=True)
+def _log_unfilled_nb(orders_i, orders_f, n_orders, created, t, j, side, status, kind, price):
+    """Log an order that ends unfilled (cancelled or expired); -1 when the log is full."""
+    if n_orders == orders_i.shape[0]:
+        return -1
+    o = n_orders
+    orders_i[o, 0] = created
+    orders_i[o, 1] = t
+    orders_i[o, 2] = j
+    orders_i[o, 3] = side
+    orders_i[o, 4] = status
+    orders_i[o, 5] = REASON_NONE
+    orders_i[o, 6] = kind
+    orders_f[o, 0] = 0.0
+    orders_f[o, 1] = 0.0
+    orders_f[o, 2] = price
+    orders_f[o, 3] = 0.0
+    return n_orders + 1
 
 
 @njit(cache=True)
@@ -222,6 +294,9 @@ def simulate_nb(
     low,
     close,
     target,
+    limit,
+    stop,
+    day_orders,
     day_id,
     sizing,
     cash0,
@@ -270,6 +345,9 @@ def simulate_nb(
     mark = np.zeros(m)
     pending = np.full(m, np.nan)
     pending_bar = np.zeros(m, dtype=np.int64)
+    pending_limit = np.full(m, np.nan)
+    pending_stop = np.full(m, np.nan)
+    pending_session = np.full(m, -1, dtype=np.int64)  # a day order's session, once it rests
     trade_at = np.full(m, -1, dtype=np.int64)
     flows = np.zeros((m, 5))
     seen = np.zeros((m, 2))  # highest and lowest price while a trade is open
@@ -306,9 +384,30 @@ def simulate_nb(
                     tg = pending[j]
                     if np.isnan(tg) or not np.isfinite(open_[t, j]):
                         continue
-                    # size the target at the price the side that builds it would pay
+                    lim = pending_limit[j]
+                    stp = pending_stop[j]
+                    resting = not (np.isnan(lim) and np.isnan(stp))
+                    if resting and day_orders and pass_side == -1:
+                        if pending_session[j] == -1:
+                            pending_session[j] = day_id[t]
+                        elif day_id[t] != pending_session[j]:
+                            n_orders = _log_unfilled_nb(
+                                orders_i, orders_f, n_orders, pending_bar[j], t, j,
+                                _intended_side(tg, pos[j]), ORDER_EXPIRED, _order_kind(lim, stp),
+                                lim if np.isnan(stp) else stp,
+                            )  # fmt: skip
+                            if n_orders < 0:
+                                return -1, n_trades
+                            pending[j] = np.nan
+                            continue
+                    # size the target at the price the order would get
                     size_side = 1 if tg > 0 else -1
-                    px = fill_price_nb(open_[t, j], size_side, slippage_bps)
+                    if not np.isnan(lim):
+                        px = lim
+                    elif not np.isnan(stp):
+                        px = fill_price_nb(stp, size_side, slippage_bps)
+                    else:
+                        px = fill_price_nb(open_[t, j], size_side, slippage_bps)
                     unit_cost = px * (1.0 + rate) + per_share
                     if sizing == SIZE_SHARES:
                         want = np.sign(tg) * _whole(abs(tg), fractional)
@@ -326,8 +425,22 @@ def simulate_nb(
                     side = 1 if want > pos[j] else -1
                     if side != pass_side:
                         continue
+                    kind = KIND_MARKET
+                    base = open_[t, j]
+                    protected = False  # a limit price: no slippage beyond it
+                    if resting:
+                        kind = _order_kind(lim, stp)
+                        base, triggered, protected = _resting_fill_nb(
+                            side, open_[t, j], high[t, j], low[t, j], lim, stp
+                        )
+                        if not triggered:
+                            if kind == KIND_STOP_LIMIT and _stop_touched(
+                                side, high[t, j], low[t, j], stp
+                            ):
+                                pending_stop[j] = np.nan  # triggered, now a plain limit order
+                            continue
                     pending[j] = np.nan
-                    px = fill_price_nb(open_[t, j], side, slippage_bps)
+                    px = base if protected else fill_price_nb(base, side, slippage_bps)
                     reason = REASON_NONE
                     new_pos = want
                     if abs(want) * px > max_position[j]:
@@ -363,9 +476,9 @@ def simulate_nb(
                         reason = REASON_MAX_PARTICIPATION
                         partial = True
                         pending[j] = tg  # the rest waits for the next bars
-                    if impact > 0.0 and qty > 0.0:
+                    if impact > 0.0 and qty > 0.0 and not protected:
                         bps = slippage_bps + impact_bps_nb(qty, volume[t, j], impact)
-                        px = fill_price_nb(open_[t, j], side, bps)
+                        px = fill_price_nb(base, side, bps)
                     if side == 1 and qty > 0.0:
                         fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                         if qty * px + fee > cash:
@@ -393,7 +506,7 @@ def simulate_nb(
                     orders_i[o, 2] = j
                     orders_i[o, 3] = side
                     orders_i[o, 5] = reason
-                    orders_i[o, 6] = KIND_MARKET
+                    orders_i[o, 6] = kind
                     orders_f[o, 0] = requested
                     orders_f[o, 1] = qty
                     orders_f[o, 2] = px
@@ -476,8 +589,25 @@ def simulate_nb(
             positions[t, j] = pos[j]
             tg = target[t, j]
             if not np.isnan(tg):
+                if (
+                    not np.isnan(pending[j])
+                    and pending_bar[j] < t
+                    and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]))
+                ):
+                    old_lim, old_stp = pending_limit[j], pending_stop[j]
+                    n_orders = _log_unfilled_nb(
+                        orders_i, orders_f, n_orders, pending_bar[j], t, j,
+                        _intended_side(pending[j], pos[j]), ORDER_CANCELLED,
+                        _order_kind(old_lim, old_stp),
+                        old_lim if np.isnan(old_stp) else old_stp,
+                    )  # fmt: skip
+                    if n_orders < 0:
+                        return -1, n_trades
                 pending[j] = tg
                 pending_bar[j] = t
+                pending_limit[j] = limit[t, j]
+                pending_stop[j] = stop[t, j]
+                pending_session[j] = -1
         equity[t] = value
         cash_out[t] = cash
         prev_equity = value
