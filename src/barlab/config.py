@@ -103,6 +103,8 @@ class RiskConfig:
     max_portfolio_value: float | None = None
     max_open_positions: int | None = None
     daily_loss_limit: float | None = None
+    daily_loss_flatten: bool = False
+    """Also close every position at the next open when the daily loss limit is hit."""
     max_drawdown: float | None = None
 
     def __post_init__(self) -> None:

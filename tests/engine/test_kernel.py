@@ -75,6 +75,7 @@ def scenarios(draw):
         risk=RiskRules(
             max_position_size=position_cap, max_portfolio_value=portfolio_cap,
             daily_loss_limit=draw(st.one_of(st.none(), st.floats(10, 500))),
+            daily_loss_flatten=draw(st.booleans()),
             max_position_size_per_symbol=draw(st.sampled_from([{}, {"S0": 300.0}])),
             max_open_positions=draw(st.sampled_from([None, 1, 2])),
             max_drawdown=draw(st.sampled_from([None, 0.05, 0.2])),
@@ -107,6 +108,7 @@ def run_reference(bars, target, o: BacktestOptions, orders):
             bars.symbols.index(s): v for s, v in r.max_position_size_per_symbol.items()
         },
         max_open_positions=r.max_open_positions,
+        daily_loss_flatten=r.daily_loss_flatten,
         max_drawdown=r.max_drawdown or math.inf,
         high=bars.high.tolist(), low=bars.low.tolist(),
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,

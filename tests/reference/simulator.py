@@ -112,6 +112,7 @@ class Pending:
     limit: float = math.nan
     stop: float = math.nan
     session: object = None  # the session a day order rests in
+    flatten: bool = False  # a closing order of the daily loss limit
 
     def kind(self):
         if math.isnan(self.stop):
@@ -182,7 +183,7 @@ def simulate(
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
     max_participation=None, volume=None, commission_per_order=0.0,
-    limit=None, stop=None, day_orders=False,
+    limit=None, stop=None, day_orders=False, daily_loss_flatten=False,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -267,7 +268,7 @@ def simulate(
                     _instruction, created = order.target, order.created
                     want = wants[j]
                     px = base if protected else price_for(base, side)
-                    reason = ""
+                    reason = "daily_loss_limit" if order.flatten else ""
                     new = want
                     if abs(want) * px > caps[j]:
                         new = clamp_added(pos[j], want, whole(caps[j] / px, fractional))
@@ -386,11 +387,16 @@ def simulate(
         acct.equity.append(equity)
         acct.cash.append(cash)
         acct.positions.append(list(pos))
+        flatten = daily_loss_flatten and not halted and equity <= day_start - daily_loss_limit
         for j in range(m):
-            if not math.isnan(target[t][j]):
+            closing = flatten and pos[j] != 0
+            if closing or not math.isnan(target[t][j]):
                 old = pending.get(j)
                 if old is not None and old.created < t and old.kind() != "market":
                     acct.orders.append(old.unfilled(t, j, pos[j], "cancelled"))
+                if closing:  # the daily loss limit closes everything at the next open
+                    pending[j] = Pending(0.0, t, flatten=True)
+                    continue
                 lim = limit[t][j] if limit is not None else math.nan
                 stp = stop[t][j] if stop is not None else math.nan
                 pending[j] = Pending(target[t][j], t, lim, stp)

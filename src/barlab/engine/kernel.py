@@ -23,6 +23,8 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
   applied); a stop-limit fills in the triggering bar only within its limit, and rests as a
   limit order after. Sells mirror. Time in force: ``gtc`` rests until filled or replaced
   (logged ``cancelled``), ``day`` until its first session ends (logged ``expired``).
+- When equity falls ``daily_loss`` below the session's start, no order may add exposure for the
+  rest of the session; with ``flatten_on_loss`` every position is also closed at the next open.
 - Exits attached to every entry (``stop_loss``, ``take_profit``, ``trailing_stop``, fractions of
   the entry price or of the best price since entry) are checked on every bar from the entry bar
   on, after the open's fills: a bar that gaps through a level fills at its open, one that trades
@@ -157,6 +159,32 @@ def _intended_side(tg, held):
     if tg > 0.0 or (tg == 0.0 and held < 0.0):
         return 1
     return -1
+
+
+@njit(cache=True)
+def _replace_pending_nb(
+    j, t, tg, lim, stp, held, pending, pending_bar, pending_limit, pending_stop, pending_session,
+    orders_i, orders_f, n_orders,
+):  # fmt: skip
+    """Make ``tg`` symbol ``j``'s instruction from bar ``t``; a resting order it replaces is
+    logged as cancelled. Returns the order count (-1: the log is full)."""
+    if (
+        not np.isnan(pending[j])
+        and pending_bar[j] < t
+        and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]))
+    ):
+        old_lim, old_stp = pending_limit[j], pending_stop[j]
+        n_orders = _log_unfilled_nb(
+            orders_i, orders_f, n_orders, pending_bar[j], t, j, _intended_side(pending[j], held),
+            ORDER_CANCELLED, _order_kind(old_lim, old_stp),
+            old_lim if np.isnan(old_stp) else old_stp,
+        )  # fmt: skip
+    pending[j] = tg
+    pending_bar[j] = t
+    pending_limit[j] = lim
+    pending_stop[j] = stp
+    pending_session[j] = -1
+    return n_orders
 
 
 @njit(cache=True)
@@ -315,6 +343,7 @@ def simulate_nb(
     max_gross,
     max_open,
     daily_loss,
+    flatten_on_loss,
     max_drawdown,
     stop_loss,
     take_profit,
@@ -348,6 +377,7 @@ def simulate_nb(
     pending_limit = np.full(m, np.nan)
     pending_stop = np.full(m, np.nan)
     pending_session = np.full(m, -1, dtype=np.int64)  # a day order's session, once it rests
+    pending_flatten = np.zeros(m, dtype=np.bool_)  # closing orders of the daily loss limit
     trade_at = np.full(m, -1, dtype=np.int64)
     flows = np.zeros((m, 5))
     seen = np.zeros((m, 2))  # highest and lowest price while a trade is open
@@ -441,7 +471,7 @@ def simulate_nb(
                             continue
                     pending[j] = np.nan
                     px = base if protected else fill_price_nb(base, side, slippage_bps)
-                    reason = REASON_NONE
+                    reason = REASON_DAILY_LOSS_LIMIT if pending_flatten[j] else REASON_NONE
                     new_pos = want
                     if abs(want) * px > max_position[j]:
                         new_pos = _limit_increase(
@@ -587,30 +617,25 @@ def simulate_nb(
                     seen[j, 0] = max(seen[j, 0], high[t, j])
                     seen[j, 1] = min(seen[j, 1], low[t, j])
             positions[t, j] = pos[j]
-            tg = target[t, j]
-            if not np.isnan(tg):
-                if (
-                    not np.isnan(pending[j])
-                    and pending_bar[j] < t
-                    and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]))
-                ):
-                    old_lim, old_stp = pending_limit[j], pending_stop[j]
-                    n_orders = _log_unfilled_nb(
-                        orders_i, orders_f, n_orders, pending_bar[j], t, j,
-                        _intended_side(pending[j], pos[j]), ORDER_CANCELLED,
-                        _order_kind(old_lim, old_stp),
-                        old_lim if np.isnan(old_stp) else old_stp,
-                    )  # fmt: skip
-                    if n_orders < 0:
-                        return -1, n_trades
-                pending[j] = tg
-                pending_bar[j] = t
-                pending_limit[j] = limit[t, j]
-                pending_stop[j] = stop[t, j]
-                pending_session[j] = -1
         equity[t] = value
         cash_out[t] = cash
         prev_equity = value
+        flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
+        for j in range(m):
+            tg = target[t, j]
+            closing = flatten and pos[j] != 0.0
+            if closing:
+                tg = 0.0  # the daily loss limit closes everything at the next open
+            elif np.isnan(tg):
+                continue
+            n_orders = _replace_pending_nb(
+                j, t, tg, np.nan if closing else limit[t, j], np.nan if closing else stop[t, j],
+                pos[j], pending, pending_bar, pending_limit, pending_stop, pending_session,
+                orders_i, orders_f, n_orders,
+            )  # fmt: skip
+            if n_orders < 0:
+                return -1, n_trades
+            pending_flatten[j] = closing
         if value <= day_start_equity - daily_loss:
             halted = True
         peak = max(peak, value)

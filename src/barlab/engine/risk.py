@@ -53,6 +53,8 @@ class RiskRules:
     daily_loss_limit : float or None
         Dollars, e.g. ``2_000``: once equity at a bar's close is this far below the equity at
         the session's start, no order may increase exposure for the rest of that session.
+    daily_loss_flatten : bool
+        Also close every position at the next open when the daily loss limit is hit.
     max_drawdown : float or None
         Fraction, e.g. ``0.25``: once equity at a bar's close is this far below its peak, no
         order may increase exposure again (exits still fill): the strategy is halted.
@@ -63,6 +65,7 @@ class RiskRules:
     max_portfolio_value: float | None = None
     max_open_positions: int | None = None
     daily_loss_limit: float | None = None
+    daily_loss_flatten: bool = False
     max_drawdown: float | None = None
 
     def __post_init__(self) -> None:
@@ -111,5 +114,6 @@ class RiskRules:
             inf if self.max_portfolio_value is None else float(self.max_portfolio_value),
             len(symbols) if self.max_open_positions is None else int(self.max_open_positions),
             inf if self.daily_loss_limit is None else float(self.daily_loss_limit),
+            bool(self.daily_loss_flatten),
             inf if self.max_drawdown is None else float(self.max_drawdown),
         )
