@@ -76,6 +76,7 @@ class BacktestConfig:
     cash: float = 100_000.0
     size_pct: float = 1.0
     fractional: bool = False
+    allow_short: bool = True
     commission_rate: float = 0.0
     commission_per_share: float = 0.0
     commission_per_order: float = 0.0

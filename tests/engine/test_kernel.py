@@ -60,6 +60,7 @@ def scenarios(draw):
         trailing_stop=draw(exit_at),
         fill_policy=draw(st.sampled_from(["pessimistic", "optimistic"])),
         cash=draw(st.sampled_from([1_000.0, 10_000.0])),
+        allow_short=draw(st.sampled_from([True, True, False])),
         size_pct=draw(st.sampled_from([1.0, 0.5])),
         fractional=draw(st.booleans()),
         costs=Costs(
@@ -108,7 +109,7 @@ def run_reference(bars, target, o: BacktestOptions, orders):
             bars.symbols.index(s): v for s, v in r.max_position_size_per_symbol.items()
         },
         max_open_positions=r.max_open_positions,
-        daily_loss_flatten=r.daily_loss_flatten,
+        daily_loss_flatten=r.daily_loss_flatten, allow_short=o.allow_short,
         max_drawdown=r.max_drawdown or math.inf,
         high=bars.high.tolist(), low=bars.low.tolist(),
         stop_loss=o.stop_loss or math.inf, take_profit=o.take_profit or math.inf,
@@ -194,6 +195,8 @@ def test_account_invariants(case):
         entry_kinds = ("market", "limit", "stop", "stop_limit")  # attached exits fill whole
         if options.costs.max_participation is not None and row["kind"] in entry_kinds:
             assert row["qty"] <= options.costs.max_participation * bars.volume[t, j] + 1e-9
+    if not options.allow_short:
+        assert np.all(sim.positions >= 0)
     # a trade's exit lies between its worst and best excursion
     trades = trades_frame(sim, bars.ts_ns, list(bars.symbols))
     for tr in trades.iter_rows(named=True):

@@ -183,7 +183,7 @@ def simulate(
     high=None, low=None, stop_loss=math.inf, take_profit=math.inf, trailing_stop=math.inf,
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
     max_participation=None, volume=None, commission_per_order=0.0,
-    limit=None, stop=None, day_orders=False, daily_loss_flatten=False,
+    limit=None, stop=None, day_orders=False, daily_loss_flatten=False, allow_short=True,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -270,8 +270,10 @@ def simulate(
                     px = base if protected else price_for(base, side)
                     reason = "daily_loss_limit" if order.flatten else ""
                     new = want
-                    if abs(want) * px > caps[j]:
-                        new = clamp_added(pos[j], want, whole(caps[j] / px, fractional))
+                    if new < 0 and not allow_short:
+                        new, reason = 0.0, "no_shorting"
+                    if abs(new) * px > caps[j]:
+                        new = clamp_added(pos[j], new, whole(caps[j] / px, fractional))
                         reason = "max_position_size"
                     if (halted or stopped) and adds_exposure(pos[j], new):
                         new = pos[j] if sign(new) == sign(pos[j]) else 0.0

@@ -33,6 +33,8 @@ class BacktestOptions:
         the symbols, e.g. ``1.0`` (all of it) or ``0.5``.
     fractional : bool
         Trade fractional shares; whole shares otherwise.
+    allow_short : bool
+        False: a target below zero only closes the position (logged ``no_shorting``).
     costs : Costs
         Commission and slippage.
     risk : RiskRules
@@ -50,6 +52,7 @@ class BacktestOptions:
     cash: float = 100_000.0
     size_pct: float = 1.0
     fractional: bool = False
+    allow_short: bool = True
     costs: Costs = field(default_factory=Costs)
     risk: RiskRules = field(default_factory=RiskRules)
     stop_loss: float | None = None
@@ -205,6 +208,7 @@ def simulate(
         inf if c.max_participation is None else float(c.max_participation),
         bars.volume,
         bool(options.fractional),
+        bool(options.allow_short),
         *options.risk.kernel_args(bars.symbols),
         inf if options.stop_loss is None else float(options.stop_loss),
         inf if options.take_profit is None else float(options.take_profit),

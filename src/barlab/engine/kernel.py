@@ -49,6 +49,7 @@ from barlab.engine.risk import (
     REASON_MAX_PARTICIPATION,
     REASON_MAX_PORTFOLIO_VALUE,
     REASON_MAX_POSITION_SIZE,
+    REASON_NO_SHORTING,
     REASON_NONE,
 )
 
@@ -339,6 +340,7 @@ def simulate_nb(
     participation,
     volume,
     fractional,
+    allow_short,
     max_position,
     max_gross,
     max_open,
@@ -473,9 +475,12 @@ def simulate_nb(
                     px = base if protected else fill_price_nb(base, side, slippage_bps)
                     reason = REASON_DAILY_LOSS_LIMIT if pending_flatten[j] else REASON_NONE
                     new_pos = want
-                    if abs(want) * px > max_position[j]:
+                    if new_pos < 0.0 and not allow_short:
+                        new_pos = 0.0
+                        reason = REASON_NO_SHORTING
+                    if abs(new_pos) * px > max_position[j]:
                         new_pos = _limit_increase(
-                            pos[j], want, _whole(max_position[j] / px, fractional)
+                            pos[j], new_pos, _whole(max_position[j] / px, fractional)
                         )
                         reason = REASON_MAX_POSITION_SIZE
                     if (halted or stopped) and _increases(pos[j], new_pos):
