@@ -81,13 +81,13 @@ def test_bad_env_names_the_variable(monkeypatch):
 def test_secrets_from_env_and_dotenv_are_masked(tmp_path, monkeypatch):
     key = "pk_live_0123456789abcdefWXYZ"
     (tmp_path / ".env").write_text(f"# keys\nexport APCA_API_KEY_ID='{key}'\n")
-    monkeypatch.setenv("POLYGON_API_KEY", "short")
+    monkeypatch.setenv("POLYGON_API_KEY", "qz7k")
     found = secrets()
-    assert found == {"POLYGON_API_KEY": "short", "APCA_API_KEY_ID": key}
+    assert found == {"POLYGON_API_KEY": "qz7k", "APCA_API_KEY_ID": key}
     text = show(load_config())
-    assert key not in text and "short" not in text
+    assert key not in text and "qz7k" not in text
     assert "APCA_API_KEY_ID = ****WXYZ" in text
-    assert mask("short") == "****"
+    assert mask("qz7k") == "****"
     assert "FINNHUB_API_KEY = (not set)" in text
 
 
@@ -96,7 +96,11 @@ def test_show_round_trips_as_toml(tmp_path):
 
     (tmp_path / "backtest.toml").write_text("[risk]\ndaily_loss_limit = 2000\n")
     parsed = tomllib.loads(show(load_config()))
-    assert parsed["risk"] == {"daily_loss_limit": 2000.0, "max_position_size_per_symbol": {}}
+    assert parsed["risk"] == {
+        "daily_loss_limit": 2000.0,
+        "daily_loss_flatten": False,
+        "max_position_size_per_symbol": {},
+    }
     (tmp_path / "backtest.toml").write_text(show(load_config()))
     assert load_config().risk.daily_loss_limit == 2000.0
 
