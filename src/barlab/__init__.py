@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from barlab.engine.backtest import BacktestOptions, backtest
     from barlab.engine.costs import Costs
     from barlab.engine.risk import RiskRules
+    from barlab.engine.sweep import sweep
     from barlab.metrics import Metrics
     from barlab.result import Result, load_run
     from barlab.strategy import Signals, Strategy, load_strategy
@@ -39,6 +40,7 @@ _LAZY = {
     "Signals": "barlab.strategy",
     "Strategy": "barlab.strategy",
     "load_strategy": "barlab.strategy",
+    "sweep": "barlab.engine.sweep",
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "load_config",
     "load_run",
     "load_strategy",
+    "sweep",
 ]
 
 

@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub, _Parser)
 
+    from barlab.cli.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub, _Parser)
+
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
     )

@@ -13,6 +13,7 @@ across the workers), and the chunks are spread over a thread pool. No equity cur
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,73 @@ def _run_chunk(
     return out
 
 
+# -- worker processes: the data shipped once per worker, chunks of combinations as tasks ----
+
+_WORKER: tuple[type[Strategy], Bars, BacktestOptions] | None = None
+
+
+def _strategy_ref(cls: type[Strategy]) -> tuple[str, Any]:
+    if cls.__module__.startswith("barlab_user_strategies.") and cls.source_path:
+        return ("file", (cls.__module__, cls.name, cls.source_path))
+    return ("class", cls)  # importable: pickled by reference
+
+
+def _load_ref(ref: tuple[str, Any]) -> type[Strategy]:
+    kind, value = ref
+    if kind == "class":
+        return value
+    import importlib.util
+    import sys
+
+    module_name, name, path = value
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    (cls,) = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, Strategy) and obj.__module__ == module_name
+    ]
+    cls.name, cls.source_path = name, path
+    return cls
+
+
+def _init_worker(ref: tuple[str, Any], bars: Bars, options: BacktestOptions) -> None:
+    global _WORKER
+    _WORKER = (_load_ref(ref), bars, options)
+
+
+def _worker_chunk(chunk: list[dict[str, Any]]) -> list[Metrics]:
+    assert _WORKER is not None
+    return _run_chunk(*_WORKER, chunk)
+
+
+_THREAD_VARS = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS",
+    "NUMBA_NUM_THREADS",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _one_thread_each():
+    """Worker processes started inside get one thread each for BLAS, polars and numba: the
+    workers themselves use the cores (the parent's libraries are loaded already)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def chunk_size(bars: Bars, max_memory_mb: float, n_workers: int) -> int:
     """Combinations per chunk so that all workers' signal arrays fit ``max_memory_mb``.
 
@@ -361,6 +429,8 @@ def sweep(
     max_memory_mb: float | None = None,
     n_jobs: int | None = None,
     sort_by: str = "sharpe",
+    executor: str = "thread",
+    options: Mapping[str, Any] | None = None,
     **param_grid_and_options: Any,
 ) -> SweepResult:
     """Backtest every combination of a parameter grid; keep the metrics of each.
@@ -376,7 +446,14 @@ def sweep(
     max_memory_mb : float, optional
         Budget for the signal arrays held at once (default 512).
     n_jobs : int, optional
-        Worker threads (default: the number of CPUs).
+        Workers (default: the number of CPUs).
+    executor : str
+        ``"thread"`` (default; the numba kernel holds the GIL, so threads overlap only the
+        numpy parts) or ``"process"`` (spawned worker processes, the bars shipped once to each;
+        pays a start-up of a second or two per worker).
+    options : mapping, optional
+        Backtest options given as a dict; needed for an option named like a strategy
+        parameter (``options={"allow_short": False}`` next to the strategy's ``allow_short``).
     **param_grid_and_options
         A keyword naming a strategy parameter takes its values (any iterable, e.g.
         ``fast=range(5, 55)``); the others are backtest options as in :func:`backtest`.
@@ -386,7 +463,11 @@ def sweep(
     SweepResult
     """
     started = time.perf_counter()
-    grid, options = split_kwargs(strategy_cls, param_grid_and_options)
+    grid, extra = split_kwargs(strategy_cls, param_grid_and_options)
+    both = set(extra) & set(options or {})
+    if both:
+        raise ConfigError(f"backtest option(s) {', '.join(sorted(both))} given twice")
+    options = {**(options or {}), **extra}
     try:
         opts = BacktestOptions.from_kwargs(**options)
     except ConfigError as e:
@@ -401,6 +482,8 @@ def sweep(
     jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     if jobs < 1:
         raise ConfigError(f"n_jobs must be >= 1, got {n_jobs!r}")
+    if executor not in ("thread", "process"):
+        raise ConfigError(f"executor must be thread or process, got {executor!r}")
     combos = the_plan.combos
     size = chunk_size(bars, budget, jobs)
     # many small chunks balance the workers; never more than the budget allows
@@ -408,6 +491,14 @@ def sweep(
     chunks = [combos[i : i + size] for i in range(0, len(combos), size)]
     if jobs == 1 or len(chunks) == 1:
         metrics = [m for c in chunks for m in _run_chunk(strategy_cls, bars, opts, c)]
+    elif executor == "process":
+        import multiprocessing
+
+        with _one_thread_each(), ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(_strategy_ref(strategy_cls), bars, opts),
+        ) as pool:  # fmt: skip
+            metrics = [m for part in pool.map(_worker_chunk, chunks) for m in part]
     else:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="barlab-sweep") as pool:
             parts = pool.map(lambda c: _run_chunk(strategy_cls, bars, opts, c), chunks)

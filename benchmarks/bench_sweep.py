@@ -1,0 +1,91 @@
+"""Sweep workload W2 from ../shared/BENCHMARKS.md: 920 SMA crossover combinations.
+
+    python benchmarks/bench_sweep.py            # prints figures; no pass/fail
+
+One symbol-year of synthetic GBM minute bars (bench_engine.gbm_bars), fast 5..54 x slow
+20..210 step 10 with fast < slow (920 combinations), long only, whole shares, 100,000 cash,
+0.1 % fee per fill, no slippage; then the same with a stop-loss and every risk rule on. Each
+configuration is timed with worker threads and worker processes, best of two runs after a
+warm-up that absorbs numba compilation. Peak RSS: this process's (bars included) and the
+largest worker process's.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import barlab
+from barlab.engine.backtest import BacktestOptions, simulate, to_target
+from barlab.engine.sweep import combo_metrics
+from bench_engine import RISKY, gbm_bars
+
+GRID = {"fast": range(5, 55), "slow": range(20, 220, 10)}
+OPTIONS = {"commission_rate": 0.001, "slippage_bps": 0.0}
+TARGET_S = 1.0
+
+
+def best_s(fn, repeat: int = 2) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    sma = barlab.load_strategy("sma_crossover")
+    bars = gbm_bars(1)
+    t = time.perf_counter()
+    barlab.sweep(sma, bars, fast=[10], slow=[50], n_jobs=1, **OPTIONS)  # warm-up
+    print(f"first call (compile or cache load): {time.perf_counter() - t:.2f} s")
+    one = barlab.backtest(sma(fast=10, slow=50), bars, **OPTIONS)
+    t1 = best_s(lambda: barlab.backtest(sma(fast=10, slow=50), bars, **OPTIONS), 5)
+    print(f"one backtest() (10/50): {t1 * 1e3:.1f} ms, {one.metrics.n_trades} trades")
+    # where one combination's time goes: signals, the kernel, the metrics
+    strategy = sma(fast=10, slow=50)
+    opts = BacktestOptions.from_kwargs(**OPTIONS)
+    target = to_target(strategy.signals(bars), bars.close.shape)
+    parts = {
+        "signals": lambda: to_target(strategy.signals(bars), bars.close.shape),
+        "simulate": lambda: simulate(bars, target, opts),
+        "simulate + compute_metrics": lambda: combo_metrics(strategy, bars, opts, target, "equal"),
+    }
+    print("per combination: " + ", ".join(
+        f"{name} {best_s(fn, 10) * 1e3:.1f} ms" for name, fn in parts.items()))  # fmt: skip
+    risky = {**OPTIONS, **RISKY}
+    runs = [
+        ("costs", OPTIONS, "thread", 1),
+        ("costs", OPTIONS, "thread", 2),
+        ("costs", OPTIONS, "process", 2),
+        ("costs + stop-loss + risk rules", risky, "thread", 1),
+        ("costs + stop-loss + risk rules", risky, "process", 2),
+    ]
+    for label, options, executor, jobs in runs:
+        result = None
+
+        def go(jobs=jobs, options=options, executor=executor):
+            nonlocal result
+            result = barlab.sweep(
+                sma, bars, where="fast < slow", n_jobs=jobs, executor=executor, **GRID, **options
+            )
+
+        wall = best_s(go)
+        print(
+            f"W2 [{label}] {executor} x{jobs}: {result.n_run} combos in {wall:.2f} s = "
+            f"{result.n_run / wall:,.0f} combos/s (target <= {TARGET_S:g} s); "
+            f"chunk {result.chunk_size}; best {result.best()} "
+            f"sharpe {result.table['sharpe'][0]:.2f}"
+        )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS {rss_mb:,.0f} MB (largest worker process {child_mb:,.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
