@@ -281,8 +281,7 @@ def backtest_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace, config: Any) -> int:
     import barlab
-    from barlab.config import secrets
-    from barlab.data.request import REAL_DATA_HINT, load_request, parse_date, resolve_source
+    from barlab.data.request import parse_date
 
     started = time.perf_counter()
     start = parse_date(args.start, "--from")
@@ -291,18 +290,7 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
     strategy = strategy_cls(**parse_params(args.param))
     options = backtest_options(args, config)
     barlab.BacktestOptions.from_kwargs(**options)  # fail on bad options before loading data
-    source, why = resolve_source(args.source or config.data.source, secrets())
-    if source == "demo":
-        reason = f" ({why})" if why else ""
-        print(
-            f"DATA: SYNTHETIC — the demo market{reason}: made-up prices on real NYSE "
-            f"sessions, not market data; {REAL_DATA_HINT}.",
-            file=sys.stderr,
-        )
-    bars = load_request(
-        args.symbols, start, end, timeframe=args.timeframe, source=source,
-        session=args.session, config=config,
-    )  # fmt: skip
+    bars = load_bars_for(args, config, start, end)
     result = barlab.backtest(strategy, bars, **options)
     result = result.save(config.reports_dir, config=config.to_dict(), report=not args.no_report)
     report = None if args.no_report else config.reports_dir / "runs" / result.run_id / "report.html"
@@ -316,6 +304,26 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
     else:
         print(summary(result, report))
     return 0
+
+
+def load_bars_for(args: argparse.Namespace, config: Any, start: Any, end: Any) -> Any:
+    """The bars a command asked for (--symbols, --timeframe, --source, --session), saying
+    plainly on stderr when they are the SYNTHETIC demo market."""
+    from barlab.config import secrets
+    from barlab.data.request import REAL_DATA_HINT, load_request, resolve_source
+
+    source, why = resolve_source(args.source or config.data.source, secrets())
+    if source == "demo":
+        reason = f" ({why})" if why else ""
+        print(
+            f"DATA: SYNTHETIC — the demo market{reason}: made-up prices on real NYSE "
+            f"sessions, not market data; {REAL_DATA_HINT}.",
+            file=sys.stderr,
+        )
+    return load_request(
+        args.symbols, start, end, timeframe=args.timeframe, source=source,
+        session=args.session, config=config,
+    )  # fmt: skip
 
 
 def run_json(result: Any, report: Path | None) -> dict[str, Any]:

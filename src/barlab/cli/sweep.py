@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -152,9 +151,8 @@ def parse_grid(items: list[str], params: list[str], label: str) -> dict[str, lis
 
 def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
     import barlab
-    from barlab.cli import backtest_options
-    from barlab.config import secrets
-    from barlab.data.request import REAL_DATA_HINT, load_request, parse_date, resolve_source
+    from barlab.cli import backtest_options, load_bars_for
+    from barlab.data.request import parse_date
     from barlab.engine.sweep import METRIC_NAMES, plan
 
     started = time.perf_counter()
@@ -170,18 +168,7 @@ def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
     options = backtest_options(args, config)
     barlab.BacktestOptions.from_kwargs(**options)
     plan(strategy_cls, grid, args.where)  # every grid error before loading any data
-    source, why = resolve_source(args.source or config.data.source, secrets())
-    if source == "demo":
-        reason = f" ({why})" if why else ""
-        print(
-            f"DATA: SYNTHETIC — the demo market{reason}: made-up prices on real NYSE "
-            f"sessions, not market data; {REAL_DATA_HINT}.",
-            file=sys.stderr,
-        )
-    bars = load_request(
-        args.symbols, start, end, timeframe=args.timeframe, source=source,
-        session=args.session, config=config,
-    )  # fmt: skip
+    bars = load_bars_for(args, config, start, end)
     result = barlab.sweep(
         strategy_cls, bars, where=args.where, max_memory_mb=args.max_memory, n_jobs=args.jobs,
         sort_by=args.sort, executor=args.executor, options=options, **grid,
