@@ -197,6 +197,22 @@ def test_a_corrupt_cache_file_stops_the_load_naming_it(tmp_path):
         load_bars(["AAPL"], *WEEK, data_dir=tmp_path)
 
 
+def test_a_file_replaced_between_the_two_passes_stops_the_load(tmp_path, monkeypatch):
+    load_bars(["AAPL"], *WEEK, data_dir=tmp_path)
+    real_read = Store.read
+
+    def read_then_refetch(self, **kw):
+        df = real_read(self, **kw)
+        if "ts" not in kw["columns"]:  # the values pass: another process rewrites the month
+            self.write_month(make_frame(7), source="demo", timeframe="1m", symbol="AAPL",
+                             month="2023-03", **MARCH)  # fmt: skip
+        return df
+
+    monkeypatch.setattr(Store, "read", read_then_refetch)
+    with pytest.raises(CacheError, match=r"AAPL .*changed while it was being read"):
+        load_bars(["AAPL"], *WEEK, data_dir=tmp_path)
+
+
 def test_union_without_the_minute_grid_falls_back_to_sorting():
     a = np.array([1, 5, 9], dtype=np.int64)
     b = np.array([5, 7], dtype=np.int64)

@@ -133,28 +133,38 @@ def _ts_hash(bars: pl.DataFrame) -> str:
     return hashlib.sha256(np.ascontiguousarray(ts, dtype="<i8").tobytes()).hexdigest()
 
 
+# path -> ((size, mtime_ns, inode), footer, its barlab metadata); ~10 KB an entry
+_FOOTERS: dict[Path, tuple[tuple[int, int, int], pq.FileMetaData, MonthFile]] = {}
+_FOOTERS_MAX = 8192
+
+
 class Store:
     """The bar cache under ``root`` (e.g. ``Path("data")``).
 
-    Reading a file's footer is cached per instance (keyed by path, size, mtime and inode), so
-    :meth:`coverage`, :meth:`read` and :meth:`version` over the same files parse each once.
+    Parsed footers are cached for the process (keyed by path, size, mtime and inode, so a
+    rewritten file is parsed again), so :meth:`coverage`, :meth:`read` and :meth:`version`,
+    and later loads of the same files (a notebook), parse each footer once.
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._footers: dict[Path, tuple[tuple[int, int, int], pq.FileMetaData, MonthFile]] = {}
+        self._paths: dict[tuple[str, str, str, str], Path] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
     def path(self, *, source: str, timeframe: str, symbol: str, month: str) -> Path:
         """Where the month's file lives (whether or not it exists)."""
-        _check_key(source, timeframe, symbol)
-        month_days(month)
-        return (
-            self.root / "bars" / f"source={source}" / f"timeframe={timeframe}"
-            / f"symbol={symbol}" / f"{month}.parquet"
-        )  # fmt: skip
+        key = (source, timeframe, symbol, month)
+        found = self._paths.get(key)
+        if found is None:  # checked and built once: loading 100 symbol-years asks ~5,000 times
+            _check_key(source, timeframe, symbol)
+            month_days(month)
+            found = self._paths[key] = (
+                self.root / "bars" / f"source={source}" / f"timeframe={timeframe}"
+                / f"symbol={symbol}" / f"{month}.parquet"
+            )  # fmt: skip
+        return found
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -356,7 +366,7 @@ class Store:
         tables = [_read_table(info.path, md, wanted) for md, info in footers]
         if not tables:
             return SCHEMA.to_frame().select(names)
-        df = pl.from_arrow(pa.concat_tables(tables))
+        df = pl.from_arrow(pa.concat_tables(tables), rechunk=False)  # a chunk per month
         assert isinstance(df, pl.DataFrame)
         lo, hi = day_start_ns(start), day_start_ns(end + dt.timedelta(days=1))
         stamps = df["ts"].dt.epoch("ns")
@@ -444,7 +454,7 @@ class Store:
         except OSError as e:
             raise CacheError(f"cache file {path} cannot be read ({e}); {_FIX}") from e
         stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-        cached = self._footers.get(path)
+        cached = _FOOTERS.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1], cached[2]
         try:
@@ -459,7 +469,9 @@ class Store:
                 f"cache file {path} holds {info.source} {info.timeframe} bars of {info.symbol} "
                 f"for {info.month}, not what its place says (it was moved or copied); {_FIX}"
             )
-        self._footers[path] = (stamp, md, info)
+        if len(_FOOTERS) >= _FOOTERS_MAX:
+            _FOOTERS.clear()  # a bound, not an LRU: a few ms to parse them again
+        _FOOTERS[path] = (stamp, md, info)
         return md, info
 
 
