@@ -1,0 +1,421 @@
+"""PaperExchange: the pure, I/O-free state machine of the local Alpaca paper emulator. It replays
+Bars one bar at a time and keeps orders, fills, positions, the account and the market clock.
+
+Interface (stable; the HTTP and WebSocket layers of the emulator are built on it)
+---------------------------------------------------------------------------------
+``PaperExchange(bars, *, cash=100_000.0, rules=None, seed=0, **rule_options)``
+    ``rule_options`` are the fields of :class:`ExchangeRules` (slippage_bps, max_participation,
+    fractional, multiplier, shorting, shortable, allow_flip, market_buffer).
+``now_ns``; ``index`` (the last closed bar, -1 before the first); ``bars``; ``symbols``;
+``clock`` (:class:`~barlab.live.market_clock.MarketClock`)
+``advance() -> int | None``
+    Processes the next bar: at its start, DAY orders past their session close expire,
+    ``accepted`` orders become ``new`` when a session opens, and working orders fill by the
+    rules of :mod:`barlab.live.fills` (sells before buys); then the bar closes (``now_ns`` = its
+    end), a ``bar`` message goes out per symbol and DAY orders at their close expire. Returns
+    the bar's row, None once the bars are exhausted.
+``bars_until_now() -> Bars`` (the closed bars); ``bar_messages(row) -> list[dict]``
+``submit_order(body) / replace_order(id, body) / get_order(id) / get_order_by_client_id(cid)``
+``list_orders(...) / cancel_order(id) / cancel_all_orders()``
+``list_positions() / get_position(symbol) / close_position(symbol, ...) / close_all_positions()``
+``account() / clock_json() / calendar_json(start, end)``
+    Each answers with the JSON the trading API sends (dicts and lists); a refusal raises
+    :class:`~barlab.live.wire.ExchangeRejection` carrying the HTTP status, code and message.
+``add_listener(fn)`` / ``remove_listener(fn)``
+    ``fn(kind, payload)`` is called synchronously: ``("trade_update", data)`` with the
+    trade_updates ``data`` object ({"event", "order", "timestamp"} plus "price", "qty",
+    "position_qty", "execution_id" on fills) and ``("bar", message)`` with the market-data bar
+    ``{"T": "b", "S", "o", "h", "l", "c", "v", "t", "n", "vw"}`` for every symbol when a bar
+    closes. Event order: ``new`` on submit (or at the open for orders sent while closed),
+    ``partial_fill``/``fill``, ``canceled``, ``expired``, ``replaced`` (the old order) then
+    ``new`` (its replacement).
+
+Not thread-safe: one thread (the emulator's event loop) owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from barlab.bars import Bars
+from barlab.errors import ConfigError
+from barlab.live import book
+from barlab.live.fills import BarPrices, fill_in_bar, trail, trailing_stop_price
+from barlab.live.market_clock import MarketClock
+from barlab.live.paper_orders import PaperOrder, parse_order_request
+from barlab.live.portfolio import Portfolio
+from barlab.live.wire import ExchangeRejection, dec, ts_bar, ts_utc
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeRules:
+    """How the paper exchange fills and what it allows.
+
+    Attributes
+    ----------
+    slippage_bps : float
+        Adverse slippage on market and stop fills, basis points (0: none, like Alpaca paper).
+    max_participation : float or None
+        Most of a bar's volume one order takes, e.g. 0.1; the rest fills on later bars as
+        ``partial_fill`` events. None: any size fills at once.
+    fractional : bool
+        Accept fractional ``qty`` and ``notional`` orders (whole shares otherwise).
+    multiplier : float
+        Buying power per dollar of equity: 1 (a cash account), 2 or 4 (margin).
+    shorting : bool
+        Short sales allowed (the account's ``shorting_enabled``).
+    shortable : frozenset of str or None
+        The easy-to-borrow symbols; None: all of them.
+    allow_flip : bool
+        One order may take a position from long to short (or back); Alpaca refuses it (403).
+    market_buffer : float
+        Market and stop buys are checked against buying power this fraction above the last
+        price, e.g. 0.03.
+    """
+
+    slippage_bps: float = 0.0
+    max_participation: float | None = None
+    fractional: bool = False
+    multiplier: float = 1.0
+    shorting: bool = True
+    shortable: frozenset[str] | None = None
+    allow_flip: bool = False
+    market_buffer: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.slippage_bps < 0:
+            raise ConfigError(f"slippage_bps must be >= 0, got {self.slippage_bps}")
+        if self.max_participation is not None and not 0 < self.max_participation <= 1:
+            raise ConfigError(
+                f"max_participation must be in (0, 1], e.g. 0.1, got {self.max_participation}"
+            )
+        if self.multiplier not in (1.0, 2.0, 4.0):
+            raise ConfigError(f"multiplier must be 1, 2 or 4, got {self.multiplier}")
+
+
+class PaperExchange:
+    """Replays ``bars`` as an Alpaca paper account (see the module docstring).
+
+    Parameters
+    ----------
+    bars : Bars
+        What the market does, e.g. two days of 1-minute bars for ("AAPL", "MSFT").
+    cash : float
+        Starting cash in dollars, e.g. 100_000.
+    rules : ExchangeRules, optional
+        Fill and account rules; or pass their fields as keywords.
+    seed : int
+        Seeds order and execution ids, so a replay is the same every time.
+    """
+
+    def __init__(
+        self,
+        bars: Bars,
+        *,
+        cash: float = 100_000.0,
+        rules: ExchangeRules | None = None,
+        seed: int = 0,
+        **rule_options: Any,
+    ) -> None:
+        if bars.n_bars == 0:
+            raise ConfigError("PaperExchange needs at least one bar to replay")
+        self.bars = bars
+        self.symbols = bars.symbols
+        self.rules = rules or ExchangeRules(**rule_options)
+        self.clock = MarketClock(bars.ts_ns, bars.timeframe)
+        self.portfolio = Portfolio(bars.symbols, cash=cash, multiplier=self.rules.multiplier)
+        self.orders: dict[str, PaperOrder] = {}
+        self.by_client_id: dict[str, str] = {}
+        self.index = -1
+        self._now = int(bars.ts_ns[0])
+        self._rng = random.Random(seed)
+        self._listeners: list[Listener] = []
+
+    # -- time ----------------------------------------------------------------------------------
+
+    @property
+    def now_ns(self) -> int:
+        """Simulated time: the end of the last closed bar (the first bar's start before it)."""
+        return self._now
+
+    def advance(self) -> int | None:
+        """Process the next bar (module docstring); its row, or None at the end of the bars."""
+        i = self.index + 1
+        if i >= self.bars.n_bars:
+            return None
+        ts = int(self.bars.ts_ns[i])
+        self._now = ts
+        regular = bool(self.clock.regular[i])
+        if regular and self.clock.first_of_session[i]:
+            self.portfolio.lastday_price[:] = self.portfolio.last_price
+            self.portfolio.last_equity = self.portfolio.equity()
+        self._expire_day_orders(ts)
+        if regular:
+            for order in self._open_orders():
+                if order.status == "accepted":
+                    self._update(order, "new", "new")
+        for order in sorted(self._open_orders(), key=lambda o: o.side):
+            if order.status != "accepted":
+                self._work(order, i, regular)
+        self.index = i
+        self._now = ts + self.clock.bar_ns
+        close = self.bars.close[i]
+        seen = ~np.isnan(close)
+        self.portfolio.last_price[seen] = close[seen]
+        for message in self.bar_messages(i):
+            self._emit("bar", message)
+        self._expire_day_orders(self._now)
+        return i
+
+    def bars_until_now(self) -> Bars:
+        """The bars closed so far (rows ``0 .. index``)."""
+        return self.bars.slice(0, self.index + 1)
+
+    def bar_messages(self, row: int) -> list[dict[str, Any]]:
+        """Market-data ``b`` messages of bar ``row``, one per symbol that traded in it."""
+        b = self.bars
+        out = []
+        for j, symbol in enumerate(self.symbols):
+            o, h, lo, c, v = (float(a[row, j]) for a in (b.open, b.high, b.low, b.close, b.volume))
+            if math.isnan(c):
+                continue
+            volume = 0 if math.isnan(v) else round(v)
+            out.append(
+                {"T": "b", "S": symbol, "o": o, "h": h, "l": lo, "c": c, "v": volume,
+                 "t": ts_bar(int(b.ts_ns[row])), "n": max(1, volume // 100) if volume else 0,
+                 "vw": round((h + lo + c) / 3.0, 4)}
+            )  # fmt: skip
+        return out
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(kind, payload)`` on every trade update and closed bar."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def submit_order(self, body: Any) -> dict[str, Any]:
+        """``POST /v2/orders``: the new Order, or ExchangeRejection (403/422) and no order."""
+        req = parse_order_request(body, fractional=self.rules.fractional)
+        col = self._col(req.symbol)
+        coid = req.client_order_id
+        if coid is not None and coid in self.by_client_id:
+            raise ExchangeRejection(422, 40010001, "client_order_id must be unique")
+        book.check_submit(self, req, col)
+        order = PaperOrder(
+            id=self._uuid(), client_order_id=coid or self._uuid(), symbol=req.symbol, col=col,
+            side=req.side, type=req.type, time_in_force=req.time_in_force, qty=req.qty,
+            notional=req.notional, limit_price=req.limit_price, stop_price=req.stop_price,
+            trail_price=req.trail_price, trail_percent=req.trail_percent,
+            extended_hours=req.extended_hours, created_ns=self._now, updated_ns=self._now,
+        )  # fmt: skip
+        return self._accept(order)
+
+    def replace_order(self, order_id: str, body: Any) -> dict[str, Any]:
+        """``PATCH /v2/orders/{id}``: the replacement Order (the old one becomes ``replaced``)."""
+        old = self._order(order_id)
+        new = book.replacement(self, old, body)
+        old.status = "replaced"
+        old.replaced_ns = old.updated_ns = self._now
+        old.replaced_by = new.id
+        self._event("replaced", old)
+        return self._accept(new)
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        return self._order(order_id).to_json()
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
+        order_id = self.by_client_id.get(client_order_id)
+        if order_id is None:
+            raise ExchangeRejection(404, 40410000, "order not found")
+        return self.orders[order_id].to_json()
+
+    def list_orders(self, **query: Any) -> list[dict[str, Any]]:
+        """``GET /v2/orders`` (status, limit, after, until, direction, symbols, side)."""
+        return [o.to_json() for o in book.select(list(self.orders.values()), **query)]
+
+    def cancel_order(self, order_id: str) -> None:
+        """``DELETE /v2/orders/{id}``: cancels at once (404 unknown, 422 no longer open)."""
+        order = self._order(order_id)
+        if not order.is_open:
+            raise ExchangeRejection(422, 42210000, f'order is already in "{order.status}" state')
+        order.canceled_ns = self._now
+        self._update(order, "canceled", "canceled")
+
+    def cancel_all_orders(self) -> list[dict[str, Any]]:
+        """``DELETE /v2/orders``: the 207 body, one entry per open order."""
+        out = []
+        for order in self._open_orders():
+            self.cancel_order(order.id)
+            out.append({"id": order.id, "status": 200, "body": order.to_json()})
+        return out
+
+    # -- positions and account ------------------------------------------------------------------
+
+    def list_positions(self) -> list[dict[str, Any]]:
+        cols = sorted(self.portfolio.holdings)
+        return [self.portfolio.position_json(c, held_for_orders=book.held(self, c)) for c in cols]
+
+    def get_position(self, symbol: str) -> dict[str, Any]:
+        col = self.symbols.index(symbol) if symbol in self.symbols else -1
+        if col not in self.portfolio.holdings:
+            raise ExchangeRejection(404, 40410000, "position does not exist")
+        return self.portfolio.position_json(col, held_for_orders=book.held(self, col))
+
+    def close_position(
+        self, symbol: str, *, qty: float | None = None, percentage: float | None = None
+    ) -> dict[str, Any]:
+        """``DELETE /v2/positions/{symbol}``: the closing market Order."""
+        return self.submit_order(book.closing_order(self, symbol, qty=qty, percentage=percentage))
+
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[dict[str, Any]]:
+        """``DELETE /v2/positions``: the 207 body, one entry per position."""
+        if cancel_orders:
+            self.cancel_all_orders()
+        out = []
+        for col in sorted(self.portfolio.holdings):
+            symbol = self.symbols[col]
+            try:
+                out.append({"symbol": symbol, "status": 200, "body": self.close_position(symbol)})
+            except ExchangeRejection as e:
+                out.append({"symbol": symbol, "status": e.status, "body": e.body()})
+        return out
+
+    def account(self) -> dict[str, Any]:
+        return self.portfolio.account_json(
+            reserved=book.reserved(self), now_ns=self._now, shorting=self.rules.shorting
+        )
+
+    def clock_json(self) -> dict[str, Any]:
+        return self.clock.clock_json(self._now)
+
+    def calendar_json(self, start: Any, end: Any) -> list[dict[str, Any]]:
+        return self.clock.calendar_json(start, end)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def ref_price(self, col: int) -> float:
+        """The last close of a symbol, or before its first bar closes, the next open."""
+        price = self.portfolio.last_price[col]
+        if np.isnan(price):
+            upcoming = self.bars.open[self.index + 1 :, col]
+            known = upcoming[~np.isnan(upcoming)]
+            price = known[0] if len(known) else np.nan
+        return float(price)
+
+    def _accept(self, order: PaperOrder) -> dict[str, Any]:
+        if order.type == "trailing_stop":
+            order.hwm = self.ref_price(order.col)
+            order.stop_price = trailing_stop_price(order)
+        if order.time_in_force == "day":
+            order.expires_ns = self.clock.session_close_ns(self._now)
+        routed = self.clock.is_open(self._now) or order.extended_hours
+        order.status = "new" if routed else "accepted"
+        self.orders[order.id] = order
+        self.by_client_id[order.client_order_id] = order.id
+        log.info("paper order %s %s %s: %s", order.symbol, order.type, order.id, order.status)
+        if routed:
+            self._event("new", order)
+        return order.to_json()
+
+    def _work(self, order: PaperOrder, i: int, regular: bool) -> None:
+        """Try to fill ``order`` in bar ``i``."""
+        j, b = order.col, self.bars
+        if np.isnan(b.open[i, j]) or not (regular or order.extended_hours):
+            return
+        bar = BarPrices(
+            float(b.open[i, j]), float(b.high[i, j]), float(b.low[i, j]), float(b.close[i, j]),
+            bool(self.clock.first_of_session[i]), bool(self.clock.last_of_session[i]),
+        )  # fmt: skip
+        fill = fill_in_bar(order, bar)
+        if fill.triggered:
+            order.triggered, order.updated_ns = True, self._now
+        qty = 0.0
+        if fill.price is not None:
+            price = fill.price
+            if not fill.protected:
+                price *= 1.0 + order.side * self.rules.slippage_bps / 10_000.0
+            qty = book.fill_qty(self, order, price, float(b.volume[i, j]))
+            if qty > 0 and not (order.time_in_force == "fok" and qty < order.remaining - 1e-9):
+                self._fill(order, qty, price)
+            else:
+                qty = 0.0
+        elif order.type == "trailing_stop":
+            trail(order, bar)
+        tif = order.time_in_force
+        if order.is_open and (
+            tif in ("ioc", "fok") or (tif == "opg" and bar.first) or (tif == "cls" and bar.last)
+        ):
+            if tif in ("ioc", "fok"):
+                order.canceled_ns = self._now
+                self._update(order, "canceled", "canceled")
+            else:
+                order.expired_ns = self._now
+                self._update(order, "expired", "expired")
+
+    def _fill(self, order: PaperOrder, qty: float, price: float) -> None:
+        order.filled_qty = round(order.filled_qty + qty, 9)
+        order.filled_value += qty * price
+        done = order.remaining <= 1e-9
+        if done:
+            order.filled_ns = self._now
+        position = self.portfolio.apply_fill(order.col, order.side, qty, price)
+        log.info("paper fill %s %s x %s @ %s", order.symbol, order.side, qty, price)
+        fill = {"price": dec(price), "qty": dec(qty), "position_qty": dec(position),
+                "execution_id": self._uuid()}  # fmt: skip
+        event = "fill" if done else "partial_fill"
+        self._update(order, "filled" if done else "partially_filled", event, **fill)
+
+    def _expire_day_orders(self, now_ns: int) -> None:
+        for order in self._open_orders():
+            if order.expires_ns is not None and order.expires_ns <= now_ns:
+                order.expired_ns = now_ns
+                self._update(order, "expired", "expired")
+
+    def _update(self, order: PaperOrder, status: str, event: str, **extra: Any) -> None:
+        order.status = status
+        order.updated_ns = self._now
+        self._event(event, order, **extra)
+
+    def _event(self, event: str, order: PaperOrder, **extra: Any) -> None:
+        payload = {"event": event, "timestamp": ts_utc(self._now), "order": order.to_json()}
+        self._emit("trade_update", {**payload, **extra})
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(kind, payload)
+            except Exception:  # a broken listener must not corrupt the exchange
+                log.exception("paper exchange listener %r failed on %s", fn, kind)
+
+    def _open_orders(self) -> list[PaperOrder]:
+        return [o for o in self.orders.values() if o.is_open]
+
+    def _order(self, order_id: str) -> PaperOrder:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise ExchangeRejection(404, 40410000, "order not found")
+        return order
+
+    def _col(self, symbol: str) -> int:
+        if symbol not in self.symbols:
+            raise ExchangeRejection(422, 42210000, f'asset "{symbol}" is not tradable')
+        return self.symbols.index(symbol)
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
