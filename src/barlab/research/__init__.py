@@ -1,0 +1,1 @@
+"""Research on top of the engine: walk-forward analysis, optimisation (scipy), look-ahead check."""
