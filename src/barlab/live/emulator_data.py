@@ -1,0 +1,420 @@
+"""The paper emulator's streams and market data: the trade_updates WebSocket (``/stream``),
+the market-data WebSocket (``/v2/{iex,sip,delayed_sip,test}``) and the historical bars REST
+endpoint (``/v2/stocks/bars``), on the emulator's aiohttp app, speaking Alpaca's formats
+(api/alpaca-trading.md §6-7, 10; api/market-data.md §2), fed by the exchange's listeners.
+
+:class:`StreamHub` also injects faults for tests: drop every connection now, refuse new ones
+for a while (a mid-day outage), and a short auth timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from barlab.live.emulator_bars import bars_handler
+from barlab.live.marketdata import MINUTE_NS, format_ts, parse_ts_ns
+
+FEEDS = ("iex", "sip", "delayed_sip", "test")
+CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses")
+REPLY_CHANNELS = (*CHANNELS, "lulds", "corrections", "cancelErrors")
+_CLOSE = object()  # queued after a final error: send, then close
+
+
+def _error(code: int, msg: str) -> list[dict[str, Any]]:
+    return [{"T": "error", "code": code, "msg": msg}]
+
+
+@dataclass(eq=False)
+class _Client:
+    """One open WebSocket and what it asked for."""
+
+    ws: web.WebSocketResponse
+    feed: str = ""
+    key_id: str | None = None
+    subs: dict[str, set[str]] = field(default_factory=lambda: {c: set() for c in CHANNELS})
+    listening: bool = False
+    closing: bool = False
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+
+    def wants(self, channel: str, symbol: str) -> bool:
+        chosen = self.subs[channel]
+        return symbol in chosen or "*" in chosen
+
+
+class StreamHub:
+    """The emulator's stream state, and fault injection for tests (callable from any thread).
+
+    Attributes
+    ----------
+    auth_timeout_s : float
+        A market-data client must authenticate within this long (Alpaca: 10 s), else 404.
+    max_symbols : int or None
+        Trades + quotes symbols one connection may hold (the old free plan: 30); None: no limit.
+    feeds : tuple of str
+        Feeds the emulated plan includes; another answers 409 after auth.
+    binary_frames : bool
+        trade_updates in binary frames, as Alpaca's paper server sends them (False: text).
+    """
+
+    def __init__(self, exchange: Any, *, key_id: str, secret_key: str) -> None:
+        self.exchange = exchange
+        self.auth_timeout_s = 10.0
+        self.max_symbols: int | None = None
+        self.feeds = FEEDS
+        self.binary_frames = True
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._keys = {key_id: secret_key}
+        self._market: set[_Client] = set()
+        self._trading: set[_Client] = set()
+        self._refuse_until = 0.0
+        self._trade_id = 0
+        self.connects = {"market_data": 0, "trade_updates": 0}
+        """Connections accepted so far, per stream."""
+
+    def __repr__(self) -> str:
+        return f"StreamHub(market_data={len(self._market)}, trade_updates={len(self._trading)})"
+
+    def authorized(self, key_id: Any, secret: Any) -> bool:
+        return isinstance(key_id, str) and key_id in self._keys and self._keys[key_id] == secret
+
+    # -- fault injection (any thread) -------------------------------------------------------
+    def drop(self, stream: str = "market_data", *, refuse_s: float = 0.0) -> int:
+        """Close every open connection of ``stream`` (``"market_data"``, ``"trade_updates"`` or
+        ``"all"``) now, and refuse new ones (HTTP 503) for ``refuse_s`` seconds
+        (``math.inf`` until :meth:`allow`). Returns the number of connections closed."""
+        if stream not in ("market_data", "trade_updates", "all"):
+            raise ValueError(f"stream must be market_data, trade_updates or all, got {stream!r}")
+        self.refuse(refuse_s)
+        clients = [
+            *(self._market if stream != "trade_updates" else ()),
+            *(self._trading if stream != "market_data" else ()),
+        ]
+        if self.loop is None or not clients:
+            return 0
+        futures = [asyncio.run_coroutine_threadsafe(c.ws.close(), self.loop) for c in clients]
+        if not _on_loop(self.loop):
+            for future in futures:
+                future.result(timeout=5.0)
+        return len(clients)
+
+    def refuse(self, seconds: float) -> None:
+        """Answer new WebSocket connections 503 for ``seconds`` (``math.inf``: until allow())."""
+        self._refuse_until = time.monotonic() + seconds if seconds > 0 else 0.0
+
+    def allow(self) -> None:
+        self._refuse_until = 0.0
+
+    @property
+    def refusing(self) -> bool:
+        return time.monotonic() < self._refuse_until
+
+    # -- exchange events (any thread) -------------------------------------------------------
+    def on_exchange_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """The exchange's listener: a closed bar, or a trade_updates event."""
+        if self.loop is None:
+            return
+        if _on_loop(self.loop):
+            self._dispatch(kind, payload)
+        else:
+            self.loop.call_soon_threadsafe(self._dispatch, kind, payload)
+
+    def _dispatch(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if kind == "trade_update":
+            message = {"stream": "trade_updates", "data": payload}
+            for client in self._trading:
+                if client.listening:
+                    client.queue.put_nowait([message])
+        elif kind == "bar":
+            trade, quote = self._synthesize(payload)
+            for client in self._market:
+                if client.key_id is None:
+                    continue
+                sym = payload["S"]
+                batch = [
+                    msg
+                    for channel, msg in (("bars", payload), ("trades", trade), ("quotes", quote))
+                    if client.wants(channel, sym)
+                ]
+                if batch:
+                    client.queue.put_nowait(batch)
+
+    def _synthesize(self, bar: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A deterministic last trade (at the close) and quote (a cent around it) per bar,
+        stamped one millisecond before the bar ends."""
+        self._trade_id += 1
+        ts = format_ts(parse_ts_ns(bar["t"]) + MINUTE_NS - 10**6)
+        close, sym = float(bar["c"]), bar["S"]
+        trade = {"T": "t", "S": sym, "i": self._trade_id, "x": "V", "p": close,
+                 "s": 100, "t": ts, "c": ["@"], "z": "C"}  # fmt: skip
+        quote = {"T": "q", "S": sym, "bx": "V", "bp": round(close - 0.01, 4), "bs": 1,
+                 "ax": "V", "ap": round(close + 0.01, 4), "as": 1, "t": ts, "c": ["R"],
+                 "z": "C"}  # fmt: skip
+        return trade, quote
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+HUB = web.AppKey("barlab_stream_hub", StreamHub)
+
+
+def add_stream_routes(
+    app: web.Application, exchange: Any, *, key_id: str | None = None, secret_key: str | None = None
+) -> StreamHub:
+    """Serve ``/stream``, ``/v2/{feed}`` and ``/v2/stocks/bars`` on ``app`` from ``exchange``
+    (a PaperExchange: ``add_listener``, ``bars_until_now``). The keys default to the ones
+    the app was made with. Returns the hub (also ``app[HUB]``, :func:`stream_hub`)."""
+    if key_id is None or secret_key is None:
+        key_id, secret_key = _app_keys(app)
+    hub = StreamHub(exchange, key_id=key_id, secret_key=secret_key)
+    app[HUB] = hub
+    exchange.add_listener(hub.on_exchange_event)
+
+    async def on_startup(app: web.Application) -> None:
+        hub.loop = asyncio.get_running_loop()
+
+    async def on_shutdown(app: web.Application) -> None:
+        for client in [*hub._market, *hub._trading]:
+            await client.ws.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_get("/stream", _trade_updates)
+    bars = bars_handler(exchange, hub.authorized)
+    app.router.add_get("/v2/stocks/bars", bars)
+    app.router.add_get("/v2/stocks/{symbol}/bars", bars)
+    app.router.add_get("/v2/{feed:" + "|".join(FEEDS) + "}", _market_data)
+    return hub
+
+
+def stream_hub(app: web.Application) -> StreamHub:
+    """The hub :func:`add_stream_routes` put on ``app``."""
+    return app[HUB]
+
+
+def _app_keys(app: web.Application) -> tuple[str, str]:
+    for name in ("keys", "barlab_keys"):
+        keys = app.get(name)
+        if isinstance(keys, Mapping) and len(keys) == 1:
+            ((key_id, secret),) = keys.items()
+            return key_id, secret
+        if isinstance(keys, tuple) and len(keys) == 2:
+            return keys
+    raise ValueError("add_stream_routes needs key_id and secret_key (the app does not hold them)")
+
+
+async def _open(request: web.Request, stream: str) -> tuple[StreamHub, _Client] | web.Response:
+    hub = request.app[HUB]
+    hub.loop = hub.loop or asyncio.get_running_loop()
+    if hub.refusing:
+        return web.Response(status=503, text="stream unavailable (emulated outage)")
+    ws = web.WebSocketResponse(autoping=True)
+    await ws.prepare(request)
+    hub.connects[stream] += 1
+    return hub, _Client(ws=ws)
+
+
+async def _sender(client: _Client, *, framing: str) -> None:
+    """Sends what is queued, in order: ``"arrays"`` (market data) as JSON arrays in text
+    frames, data messages already waiting merged into one; ``"binary"`` or ``"text"``
+    (trade_updates) one JSON object per frame."""
+    while True:
+        items = [await client.queue.get()]
+        while not client.queue.empty() and items[-1] is not _CLOSE:
+            items.append(client.queue.get_nowait())
+        close = items[-1] is _CLOSE
+        payloads = [i for i in items if i is not _CLOSE]
+        frames = _batches(payloads) if framing == "arrays" else [p[0] for p in payloads]
+        try:
+            for frame in frames:
+                text = json.dumps(frame)
+                if framing == "binary":
+                    await client.ws.send_bytes(text.encode())
+                else:
+                    await client.ws.send_str(text)
+        except (ConnectionError, RuntimeError):  # the client left; nothing more to send
+            return
+        if close:
+            await client.ws.close()
+            return
+
+
+def _batches(payloads: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """Data messages merged into one array; control messages stay alone."""
+    out: list[list[dict[str, Any]]] = []
+    data: list[dict[str, Any]] = []
+    for payload in payloads:
+        if payload and payload[0].get("T") in ("b", "u", "d", "t", "q"):
+            data.extend(payload)
+            continue
+        if data:
+            out.append(data)
+            data = []
+        out.append(payload)
+    return [*out, data] if data else out
+
+
+async def _serve(client: _Client, handler: Any, *, framing: str, auth_timeout_s: float) -> None:
+    """Reads requests into ``handler`` (None on auth timeout) while a task sends replies."""
+    sender = asyncio.create_task(_sender(client, framing=framing))
+    deadline = time.monotonic() + auth_timeout_s
+    try:
+        while not client.ws.closed and not client.closing:
+            timeout = None
+            if client.key_id is None and math.isfinite(deadline):
+                timeout = max(0.0, deadline - time.monotonic())
+            try:
+                msg = await client.ws.receive(timeout=timeout)
+            except TimeoutError:
+                handler(None)
+                continue
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            try:
+                request = json.loads(msg.data)
+            except (ValueError, UnicodeDecodeError):
+                request = None
+            handler(request if isinstance(request, dict) else {})
+    finally:
+        if client.closing and not client.ws.closed:
+            await asyncio.wait([sender], timeout=1.0)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await client.ws.close()
+
+
+async def _market_data(request: web.Request) -> web.StreamResponse:
+    opened = await _open(request, "market_data")
+    if isinstance(opened, web.Response):
+        return opened
+    hub, client = opened
+    client.feed = request.match_info["feed"]
+    hub._market.add(client)
+    client.queue.put_nowait([{"T": "success", "msg": "connected"}])
+    headers = request.headers
+    if "APCA-API-KEY-ID" in headers:
+        _md_auth(hub, client, headers["APCA-API-KEY-ID"], headers.get("APCA-API-SECRET-KEY"))
+    try:
+        await _serve(
+            client, lambda req: _md_request(hub, client, req),
+            framing="arrays", auth_timeout_s=hub.auth_timeout_s,
+        )  # fmt: skip
+    finally:
+        hub._market.discard(client)
+    return client.ws
+
+
+def _md_fail(client: _Client, code: int, msg: str) -> None:
+    client.queue.put_nowait(_error(code, msg))
+    _close_after(client)
+
+
+def _close_after(client: _Client) -> None:
+    """Close once what is queued is sent; read nothing more."""
+    client.closing = True
+    client.queue.put_nowait(_CLOSE)
+
+
+def _md_auth(hub: StreamHub, client: _Client, key_id: Any, secret: Any) -> None:
+    if client.key_id is not None:
+        client.queue.put_nowait(_error(403, "already authenticated"))
+    elif not hub.authorized(key_id, secret):
+        _md_fail(client, 402, "auth failed")
+    elif any(c.key_id == key_id for c in hub._market):
+        _md_fail(client, 406, "connection limit exceeded")
+    elif client.feed not in hub.feeds:
+        _md_fail(client, 409, "insufficient subscription")
+    else:
+        client.key_id = key_id
+        client.queue.put_nowait([{"T": "success", "msg": "authenticated"}])
+
+
+def _md_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None) -> None:
+    if request is None:
+        _md_fail(client, 404, "auth timeout")
+        return
+    action = request.get("action")
+    if action == "auth":
+        _md_auth(hub, client, request.get("key"), request.get("secret"))
+    elif action not in ("subscribe", "unsubscribe"):
+        client.queue.put_nowait(_error(400, "invalid syntax"))
+    elif client.key_id is None:
+        client.queue.put_nowait(_error(401, "not authenticated"))
+    else:
+        _subscribe(hub, client, request, add=action == "subscribe")
+
+
+def _subscribe(hub: StreamHub, client: _Client, request: dict[str, Any], *, add: bool) -> None:
+    asked = {c: request[c] for c in CHANNELS if c in request}
+    if any(
+        not isinstance(v, list) or not all(isinstance(s, str) for s in v) for v in asked.values()
+    ):
+        client.queue.put_nowait(_error(400, "invalid syntax"))
+        return
+    new = {c: (s | set(asked.get(c, ())) if add else s - set(asked.get(c, ())))
+           for c, s in client.subs.items()}  # fmt: skip
+    if hub.max_symbols is not None and len(new["trades"] | new["quotes"]) > hub.max_symbols:
+        client.queue.put_nowait(_error(405, "symbol limit exceeded"))
+        return
+    client.subs = new
+    reply = {"T": "subscription", **{c: sorted(client.subs.get(c, ())) for c in REPLY_CHANNELS}}
+    client.queue.put_nowait([reply])
+
+
+async def _trade_updates(request: web.Request) -> web.StreamResponse:
+    opened = await _open(request, "trade_updates")
+    if isinstance(opened, web.Response):
+        return opened
+    hub, client = opened
+    hub._trading.add(client)
+    try:
+        await _serve(
+            client, lambda req: _tu_request(hub, client, req),
+            framing="binary" if hub.binary_frames else "text",
+            auth_timeout_s=math.inf,
+        )  # fmt: skip
+    finally:
+        hub._trading.discard(client)
+    return client.ws
+
+
+def _tu_reply(client: _Client, stream: str, data: dict[str, Any]) -> None:
+    client.queue.put_nowait([{"stream": stream, "data": data}])
+
+
+def _tu_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None) -> None:
+    action = (request or {}).get("action")
+    data = (request or {}).get("data") or {}
+    if action in ("authenticate", "auth"):
+        key_id = data.get("key_id") if action == "authenticate" else request.get("key")
+        secret = data.get("secret_key") if action == "authenticate" else request.get("secret")
+        ok = hub.authorized(key_id, secret)
+        client.key_id = key_id if ok else None
+        status = "authorized" if ok else "unauthorized"
+        _tu_reply(client, "authorization", {"action": "authenticate", "status": status})
+        if not ok:
+            _close_after(client)
+    elif action == "listen":
+        if client.key_id is None:
+            _tu_reply(client, "authorization", {"action": "listen", "status": "unauthorized"})
+            return
+        streams = data.get("streams") if isinstance(data, dict) else None
+        if not isinstance(streams, list):
+            _tu_reply(client, "listening", {"streams": [], "error": "invalid syntax"})
+            return
+        client.listening = "trade_updates" in streams
+        _tu_reply(client, "listening", {"streams": ["trade_updates"] if client.listening else []})
+    else:
+        _tu_reply(client, "error", {"code": 400, "message": "invalid syntax"})

@@ -1,0 +1,345 @@
+"""The emulator's streams and bars endpoint (live/emulator_data.py, live/emulator_bars.py),
+spoken to with a plain WebSocket client and requests, as Alpaca documents them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from barlab.live.emulator_data import StreamHub, add_stream_routes
+from barlab.live.exchange import PaperExchange
+from tests.live.conftest import KEY_ID, SECRET, session_bars
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class DataServer:
+    """The stream routes alone on an aiohttp app in a background thread (the full emulator
+    adds the trading REST routes; these tests need only the exchange)."""
+
+    def __init__(self, exchange: PaperExchange) -> None:
+        from aiohttp import web
+
+        self.exchange = exchange
+        self.app = web.Application()
+        self.hub: StreamHub = add_stream_routes(
+            self.app, exchange, key_id=KEY_ID, secret_key=SECRET
+        )
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = self.runner.addresses[0][1]
+        self._started.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> DataServer:
+        self._thread.start()
+        assert self._started.wait(10)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on the server's loop (the exchange is not thread-safe)."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def advance(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.call(self.exchange.advance)
+
+
+@pytest.fixture
+def data_server() -> Iterator[DataServer]:
+    bars = session_bars(("2024-03-05",), minutes=30)
+    with DataServer(PaperExchange(bars, cash=100_000.0)) as srv:
+        yield srv
+
+
+def ws_connect(url: str) -> Any:
+    from websockets.sync.client import connect
+
+    # entered at once: websockets >= 17.1 warns when a connection is used outside ``with``
+    return connect(url, open_timeout=5, proxy=None).__enter__()
+
+
+def recv(ws: Any) -> Any:
+    raw = ws.recv(timeout=5)
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def md_login(srv: DataServer, feed: str = "iex") -> Any:
+    ws = ws_connect(f"{srv.ws_url}/v2/{feed}")
+    assert recv(ws) == [{"T": "success", "msg": "connected"}]
+    ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
+    assert recv(ws) == [{"T": "success", "msg": "authenticated"}]
+    return ws
+
+
+# -- market data WebSocket ----------------------------------------------------------------------
+
+
+def test_market_data_handshake_subscribe_and_batched_bars(data_server):
+    with md_login(data_server) as ws:
+        ws.send(json.dumps({"action": "subscribe", "bars": ["AAPL", "MSFT"], "quotes": ["AAPL"]}))
+        (reply,) = recv(ws)
+        assert reply["T"] == "subscription"
+        assert reply["bars"] == ["AAPL", "MSFT"] and reply["quotes"] == ["AAPL"]
+        assert reply["trades"] == [] and "updatedBars" in reply and "lulds" in reply
+        data_server.advance()
+        batch = recv(ws)
+        kinds = sorted((m["T"], m["S"]) for m in batch)
+        assert kinds == [("b", "AAPL"), ("b", "MSFT"), ("q", "AAPL")]
+        bar = next(m for m in batch if m["T"] == "b" and m["S"] == "AAPL")
+        assert bar["t"] == "2024-03-05T14:30:00Z" and bar["o"] == 100.0 and bar["c"] == 100.01
+        assert set(bar) == {"T", "S", "o", "h", "l", "c", "v", "t", "n", "vw"}
+        quote = next(m for m in batch if m["T"] == "q")
+        assert quote["bp"] < bar["c"] < quote["ap"]
+        ws.send(json.dumps({"action": "unsubscribe", "bars": ["MSFT"], "quotes": ["AAPL"]}))
+        (reply,) = recv(ws)
+        assert reply["bars"] == ["AAPL"] and reply["quotes"] == []
+        data_server.advance()
+        assert [(m["T"], m["S"]) for m in recv(ws)] == [("b", "AAPL")]
+
+
+def test_market_data_wildcard_and_trades(data_server):
+    with md_login(data_server, "test") as ws:
+        ws.send(json.dumps({"action": "subscribe", "bars": ["*"], "trades": ["MSFT"]}))
+        assert recv(ws)[0]["bars"] == ["*"]
+        data_server.advance()
+        batch = recv(ws)
+        assert sorted((m["T"], m["S"]) for m in batch) == [
+            ("b", "AAPL"),
+            ("b", "MSFT"),
+            ("t", "MSFT"),
+        ]
+        trade = next(m for m in batch if m["T"] == "t")
+        assert trade["p"] == 200.01 and trade["t"].startswith("2024-03-05T14:30:59.999")
+
+
+@pytest.mark.parametrize(
+    ("first", "reply"),
+    [
+        ({"action": "auth", "key": KEY_ID, "secret": "wrong"}, [402, "auth failed"]),
+        ({"action": "subscribe", "bars": ["AAPL"]}, [401, "not authenticated"]),
+        ({"action": "dance"}, [400, "invalid syntax"]),
+    ],
+)
+def test_market_data_errors(data_server, first, reply):
+    with ws_connect(f"{data_server.ws_url}/v2/iex") as ws:
+        recv(ws)
+        ws.send(json.dumps(first))
+        assert recv(ws) == [{"T": "error", "code": reply[0], "msg": reply[1]}]
+
+
+def test_market_data_not_json_and_bad_subscribe_are_400(data_server):
+    with md_login(data_server) as ws:
+        ws.send("{not json")
+        assert recv(ws)[0]["code"] == 400
+        ws.send(json.dumps({"action": "subscribe", "bars": "AAPL"}))
+        assert recv(ws)[0]["code"] == 400
+        ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
+        assert recv(ws) == [{"T": "error", "code": 403, "msg": "already authenticated"}]
+
+
+def test_market_data_auth_failure_closes(data_server):
+    from websockets.exceptions import ConnectionClosed
+
+    with ws_connect(f"{data_server.ws_url}/v2/iex") as ws:
+        recv(ws)
+        ws.send(json.dumps({"action": "auth", "key": "nope", "secret": "nope"}))
+        assert recv(ws)[0]["code"] == 402
+        with pytest.raises(ConnectionClosed):
+            recv(ws)
+
+
+def test_market_data_auth_timeout_404(data_server):
+    data_server.hub.auth_timeout_s = 0.2
+    with ws_connect(f"{data_server.ws_url}/v2/iex") as ws:
+        recv(ws)
+        assert recv(ws) == [{"T": "error", "code": 404, "msg": "auth timeout"}]
+
+
+def test_market_data_one_connection_per_key_406(data_server):
+    with md_login(data_server), ws_connect(f"{data_server.ws_url}/v2/sip") as second:
+        recv(second)
+        second.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
+        assert recv(second) == [{"T": "error", "code": 406, "msg": "connection limit exceeded"}]
+    md_login(data_server).close()  # the first one gone, a new one is welcome
+
+
+def test_market_data_symbol_limit_405_leaves_subscriptions(data_server):
+    data_server.hub.max_symbols = 1
+    with md_login(data_server) as ws:
+        ws.send(json.dumps({"action": "subscribe", "trades": ["AAPL"]}))
+        assert recv(ws)[0]["trades"] == ["AAPL"]
+        ws.send(json.dumps({"action": "subscribe", "quotes": ["MSFT"], "bars": ["MSFT"]}))
+        assert recv(ws) == [{"T": "error", "code": 405, "msg": "symbol limit exceeded"}]
+        ws.send(json.dumps({"action": "subscribe", "bars": ["MSFT"]}))
+        reply = recv(ws)[0]
+        assert reply["trades"] == ["AAPL"] and reply["quotes"] == [] and reply["bars"] == ["MSFT"]
+
+
+def test_market_data_feed_outside_plan_409(data_server):
+    data_server.hub.feeds = ("iex",)
+    with ws_connect(f"{data_server.ws_url}/v2/sip") as ws:
+        recv(ws)
+        ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
+        assert recv(ws)[0]["code"] == 409
+
+
+def test_market_data_header_auth(data_server):
+    from websockets.sync.client import connect
+
+    headers = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
+    url = f"{data_server.ws_url}/v2/iex"
+    with connect(url, additional_headers=headers, proxy=None) as ws:
+        assert recv(ws) == [{"T": "success", "msg": "connected"}]
+        assert recv(ws) == [{"T": "success", "msg": "authenticated"}]
+
+
+def test_drop_and_refuse(data_server):
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    with md_login(data_server) as ws:
+        assert data_server.hub.drop("market_data", refuse_s=float("inf")) == 1
+        with pytest.raises(ConnectionClosed):
+            recv(ws)
+    with pytest.raises(InvalidStatus) as caught:
+        ws_connect(f"{data_server.ws_url}/v2/iex")
+    assert caught.value.response.status_code == 503
+    data_server.hub.allow()
+    md_login(data_server).close()
+
+
+# -- trade_updates WebSocket --------------------------------------------------------------------
+
+
+def tu_login(srv: DataServer) -> Any:
+    ws = ws_connect(f"{srv.ws_url}/stream")
+    auth = {"action": "authenticate", "data": {"key_id": KEY_ID, "secret_key": SECRET}}
+    ws.send(json.dumps(auth))
+    raw = ws.recv(timeout=5)
+    assert isinstance(raw, bytes)  # binary frames, as Alpaca's paper server sends
+    assert json.loads(raw) == {
+        "stream": "authorization",
+        "data": {"action": "authenticate", "status": "authorized"},
+    }
+    ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+    assert recv(ws) == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
+    return ws
+
+
+def test_trade_updates_events_of_an_order(data_server):
+    with tu_login(data_server) as ws:
+        data_server.advance()
+        body = {"symbol": "AAPL", "qty": "3", "side": "buy", "type": "market",
+                "time_in_force": "day", "client_order_id": "t-1"}  # fmt: skip
+        data_server.call(data_server.exchange.submit_order, body)
+        new = recv(ws)
+        assert new["stream"] == "trade_updates" and new["data"]["event"] == "new"
+        assert new["data"]["order"]["client_order_id"] == "t-1"
+        data_server.advance()
+        fill = recv(ws)["data"]
+        assert fill["event"] == "fill" and fill["qty"] == "3" and fill["position_qty"] == "3"
+        assert fill["order"]["status"] == "filled" and "timestamp" in fill
+
+
+def test_trade_updates_legacy_auth_text_frames_and_refusals(data_server):
+    data_server.hub.binary_frames = False
+    with ws_connect(f"{data_server.ws_url}/stream") as ws:
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert recv(ws)["data"] == {"action": "listen", "status": "unauthorized"}
+        ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
+        raw = ws.recv(timeout=5)
+        assert isinstance(raw, str) and json.loads(raw)["data"]["status"] == "authorized"
+    with ws_connect(f"{data_server.ws_url}/stream") as ws:
+        bad = {"action": "authenticate", "data": {"key_id": KEY_ID, "secret_key": "x"}}
+        ws.send(json.dumps(bad))
+        assert recv(ws)["data"] == {"action": "authenticate", "status": "unauthorized"}
+
+
+# -- REST bars ----------------------------------------------------------------------------------
+
+HEADERS = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
+
+
+def test_rest_bars_pagination_and_format(data_server):
+    data_server.advance(5)
+    url = f"{data_server.url}/v2/stocks/bars"
+    params = {"symbols": "MSFT,AAPL", "timeframe": "1Min", "limit": "3"}
+    pages = []
+    while True:
+        body = requests.get(url, params=params, headers=HEADERS, timeout=5).json()
+        pages.append(body["bars"])
+        if body["next_page_token"] is None:
+            break
+        params["page_token"] = body["next_page_token"]
+    assert [{s: len(v) for s, v in p.items()} for p in pages] == [
+        {"AAPL": 3}, {"AAPL": 2, "MSFT": 1}, {"MSFT": 3}, {"MSFT": 1},
+    ]  # fmt: skip
+    first = pages[0]["AAPL"][0]
+    assert first == {"t": "2024-03-05T14:30:00Z", "o": 100.0, "h": 100.06, "l": 99.95,
+                     "c": 100.01, "v": 1000, "n": 10, "vw": 100.0067}  # fmt: skip
+
+
+def test_rest_bars_single_range_and_errors(data_server):
+    data_server.advance(5)
+    url = f"{data_server.url}/v2/stocks/AAPL/bars"
+    params = {"timeframe": "1Min", "start": "2024-03-05T14:31:00Z", "end": "2024-03-05T14:32:00Z"}
+    body = requests.get(url, params=params, headers=HEADERS, timeout=5).json()
+    assert body["symbol"] == "AAPL" and body["next_page_token"] is None
+    assert [b["t"] for b in body["bars"]] == ["2024-03-05T14:31:00Z", "2024-03-05T14:32:00Z"]
+    params["sort"] = "desc"
+    body = requests.get(url, params=params, headers=HEADERS, timeout=5).json()
+    assert [b["t"][14:16] for b in body["bars"]] == ["32", "31"]
+    empty = requests.get(
+        f"{data_server.url}/v2/stocks/bars",
+        params={"symbols": "ZZZZ", "timeframe": "1Min"}, headers=HEADERS, timeout=5,
+    )  # fmt: skip
+    assert empty.json() == {"bars": {}, "next_page_token": None}
+    forbidden = requests.get(url, params=params, timeout=5)
+    assert forbidden.status_code == 403 and forbidden.json() == {"message": "forbidden."}
+    for bad in ({"timeframe": "1Day"}, {"timeframe": "1Min", "limit": "0"},
+                {"timeframe": "1Min", "page_token": "bm9wZQ=="}):  # fmt: skip
+        reply = requests.get(url, params=bad, headers=HEADERS, timeout=5)
+        assert reply.status_code == 422 and "message" in reply.json()
+
+
+def test_rest_bars_read_by_the_alpaca_provider(data_server):
+    import datetime as dt
+
+    from barlab.data.providers.alpaca import AlpacaProvider
+
+    data_server.advance(12)
+    provider = AlpacaProvider(
+        key_id=KEY_ID, secret_key=SECRET, base_url=data_server.url, page_limit=5
+    )
+    frame = provider.fetch("MSFT", dt.date(2024, 3, 5), dt.date(2024, 3, 5))
+    assert frame.height == 12 and provider.stats.requests == 3
+    assert frame["close"][0] == 200.01 and frame["n_trades"][0] == 10
+    assert str(frame["ts"][-1]) == "2024-03-05 14:41:00+00:00"
