@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-report", action="store_true", help="save the run without report.html")
     run.add_argument(
+        "--no-lookahead-check",
+        action="store_true",
+        help="skip the quick look-ahead check after the backtest (see `backtest check`)",
+    )
+    run.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead of the summary"
     )
     run.add_argument("--quiet", action="store_true", help="print only the run id and report path")
@@ -174,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     from barlab.cli.sweep import add_parser as add_sweep_parser
 
     add_sweep_parser(sub, _Parser)
+
+    from barlab.cli.check import add_parser as add_check_parser
+
+    add_check_parser(sub, _Parser)
 
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
@@ -292,6 +301,10 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
     barlab.BacktestOptions.from_kwargs(**options)  # fail on bad options before loading data
     bars = load_bars_for(args, config, start, end)
     result = barlab.backtest(strategy, bars, **options)
+    if not args.no_lookahead_check:
+        from barlab.cli.check import run_check
+
+        result = run_check(strategy, bars, result)
     result = result.save(config.reports_dir, config=config.to_dict(), report=not args.no_report)
     report = None if args.no_report else config.reports_dir / "runs" / result.run_id / "report.html"
     log.info("run %s done in %.2f s", result.run_id, time.perf_counter() - started)
@@ -339,6 +352,7 @@ def run_json(result: Any, report: Path | None) -> dict[str, Any]:
         "source": info["source"],
         "synthetic": info["synthetic"],
         "data_version": info["data_version"],
+        "lookahead": info.get("lookahead"),
         "final_equity": result.metrics.final_equity,
         "n_trades": result.metrics.n_trades,
         "metrics": _finite(result.metrics.to_dict()),
