@@ -3,81 +3,29 @@ spoken to with a plain WebSocket client and requests, as Alpaca documents them."
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from barlab.live.emulator_data import StreamHub, add_stream_routes
-from barlab.live.exchange import PaperExchange
-from tests.live.conftest import KEY_ID, SECRET, session_bars
+from barlab.live.emulator_data import stream_hub
+from tests.live.conftest import KEY_ID, SECRET
 
 pytestmark = pytest.mark.timeout(30)
 
+HEADERS = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
 
-class DataServer:
-    """The stream routes alone on an aiohttp app in a background thread (the full emulator
-    adds the trading REST routes; these tests need only the exchange)."""
 
-    def __init__(self, exchange: PaperExchange) -> None:
-        from aiohttp import web
-
-        self.exchange = exchange
-        self.app = web.Application()
-        self.hub: StreamHub = add_stream_routes(
-            self.app, exchange, key_id=KEY_ID, secret_key=SECRET
-        )
-        self.loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from aiohttp import web
-
-        asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(self.app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = self.runner.addresses[0][1]
-        self._started.set()
-        self.loop.run_forever()
-
-    def __enter__(self) -> DataServer:
-        self._thread.start()
-        assert self._started.wait(10)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` on the server's loop (the exchange is not thread-safe)."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
-
-    def advance(self, n: int = 1) -> None:
-        for _ in range(n):
-            self.call(self.exchange.advance)
+def advance(server: Any, n: int = 1) -> None:
+    for _ in range(n):
+        server.advance()
 
 
 @pytest.fixture
-def data_server() -> Iterator[DataServer]:
-    bars = session_bars(("2024-03-05",), minutes=30)
-    with DataServer(PaperExchange(bars, cash=100_000.0)) as srv:
-        yield srv
+def data_server(server: Any) -> Any:
+    """The full emulator (conftest's ``server``: two sessions of AAPL and MSFT from 09:30)."""
+    return server
 
 
 def ws_connect(url: str) -> Any:
@@ -92,7 +40,7 @@ def recv(ws: Any) -> Any:
     return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
 
 
-def md_login(srv: DataServer, feed: str = "iex") -> Any:
+def md_login(srv: Any, feed: str = "iex") -> Any:
     ws = ws_connect(f"{srv.ws_url}/v2/{feed}")
     assert recv(ws) == [{"T": "success", "msg": "connected"}]
     ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
@@ -110,7 +58,7 @@ def test_market_data_handshake_subscribe_and_batched_bars(data_server):
         assert reply["T"] == "subscription"
         assert reply["bars"] == ["AAPL", "MSFT"] and reply["quotes"] == ["AAPL"]
         assert reply["trades"] == [] and "updatedBars" in reply and "lulds" in reply
-        data_server.advance()
+        advance(data_server)
         batch = recv(ws)
         kinds = sorted((m["T"], m["S"]) for m in batch)
         assert kinds == [("b", "AAPL"), ("b", "MSFT"), ("q", "AAPL")]
@@ -122,7 +70,7 @@ def test_market_data_handshake_subscribe_and_batched_bars(data_server):
         ws.send(json.dumps({"action": "unsubscribe", "bars": ["MSFT"], "quotes": ["AAPL"]}))
         (reply,) = recv(ws)
         assert reply["bars"] == ["AAPL"] and reply["quotes"] == []
-        data_server.advance()
+        advance(data_server)
         assert [(m["T"], m["S"]) for m in recv(ws)] == [("b", "AAPL")]
 
 
@@ -130,7 +78,7 @@ def test_market_data_wildcard_and_trades(data_server):
     with md_login(data_server, "test") as ws:
         ws.send(json.dumps({"action": "subscribe", "bars": ["*"], "trades": ["MSFT"]}))
         assert recv(ws)[0]["bars"] == ["*"]
-        data_server.advance()
+        advance(data_server)
         batch = recv(ws)
         assert sorted((m["T"], m["S"]) for m in batch) == [
             ("b", "AAPL"),
@@ -178,7 +126,7 @@ def test_market_data_auth_failure_closes(data_server):
 
 
 def test_market_data_auth_timeout_404(data_server):
-    data_server.hub.auth_timeout_s = 0.2
+    stream_hub(data_server.app).auth_timeout_s = 0.2
     with ws_connect(f"{data_server.ws_url}/v2/iex") as ws:
         recv(ws)
         assert recv(ws) == [{"T": "error", "code": 404, "msg": "auth timeout"}]
@@ -193,7 +141,7 @@ def test_market_data_one_connection_per_key_406(data_server):
 
 
 def test_market_data_symbol_limit_405_leaves_subscriptions(data_server):
-    data_server.hub.max_symbols = 1
+    stream_hub(data_server.app).max_symbols = 1
     with md_login(data_server) as ws:
         ws.send(json.dumps({"action": "subscribe", "trades": ["AAPL"]}))
         assert recv(ws)[0]["trades"] == ["AAPL"]
@@ -205,7 +153,7 @@ def test_market_data_symbol_limit_405_leaves_subscriptions(data_server):
 
 
 def test_market_data_feed_outside_plan_409(data_server):
-    data_server.hub.feeds = ("iex",)
+    stream_hub(data_server.app).feeds = ("iex",)
     with ws_connect(f"{data_server.ws_url}/v2/sip") as ws:
         recv(ws)
         ws.send(json.dumps({"action": "auth", "key": KEY_ID, "secret": SECRET}))
@@ -226,20 +174,20 @@ def test_drop_and_refuse(data_server):
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     with md_login(data_server) as ws:
-        assert data_server.hub.drop("market_data", refuse_s=float("inf")) == 1
+        assert stream_hub(data_server.app).drop("market_data", refuse_s=float("inf")) == 1
         with pytest.raises(ConnectionClosed):
             recv(ws)
     with pytest.raises(InvalidStatus) as caught:
         ws_connect(f"{data_server.ws_url}/v2/iex")
     assert caught.value.response.status_code == 503
-    data_server.hub.allow()
+    stream_hub(data_server.app).allow()
     md_login(data_server).close()
 
 
 # -- trade_updates WebSocket --------------------------------------------------------------------
 
 
-def tu_login(srv: DataServer) -> Any:
+def tu_login(srv: Any) -> Any:
     ws = ws_connect(f"{srv.ws_url}/stream")
     auth = {"action": "authenticate", "data": {"key_id": KEY_ID, "secret_key": SECRET}}
     ws.send(json.dumps(auth))
@@ -256,21 +204,22 @@ def tu_login(srv: DataServer) -> Any:
 
 def test_trade_updates_events_of_an_order(data_server):
     with tu_login(data_server) as ws:
-        data_server.advance()
+        advance(data_server)
         body = {"symbol": "AAPL", "qty": "3", "side": "buy", "type": "market",
                 "time_in_force": "day", "client_order_id": "t-1"}  # fmt: skip
-        data_server.call(data_server.exchange.submit_order, body)
+        reply = requests.post(f"{data_server.url}/v2/orders", json=body, headers=HEADERS, timeout=5)
+        assert reply.status_code == 200
         new = recv(ws)
         assert new["stream"] == "trade_updates" and new["data"]["event"] == "new"
         assert new["data"]["order"]["client_order_id"] == "t-1"
-        data_server.advance()
+        advance(data_server)
         fill = recv(ws)["data"]
         assert fill["event"] == "fill" and fill["qty"] == "3" and fill["position_qty"] == "3"
         assert fill["order"]["status"] == "filled" and "timestamp" in fill
 
 
 def test_trade_updates_legacy_auth_text_frames_and_refusals(data_server):
-    data_server.hub.binary_frames = False
+    stream_hub(data_server.app).binary_frames = False
     with ws_connect(f"{data_server.ws_url}/stream") as ws:
         ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         assert recv(ws)["data"] == {"action": "listen", "status": "unauthorized"}
@@ -285,11 +234,9 @@ def test_trade_updates_legacy_auth_text_frames_and_refusals(data_server):
 
 # -- REST bars ----------------------------------------------------------------------------------
 
-HEADERS = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
-
 
 def test_rest_bars_pagination_and_format(data_server):
-    data_server.advance(5)
+    advance(data_server, 5)
     url = f"{data_server.url}/v2/stocks/bars"
     params = {"symbols": "MSFT,AAPL", "timeframe": "1Min", "limit": "3"}
     pages = []
@@ -308,7 +255,7 @@ def test_rest_bars_pagination_and_format(data_server):
 
 
 def test_rest_bars_single_range_and_errors(data_server):
-    data_server.advance(5)
+    advance(data_server, 5)
     url = f"{data_server.url}/v2/stocks/AAPL/bars"
     params = {"timeframe": "1Min", "start": "2024-03-05T14:31:00Z", "end": "2024-03-05T14:32:00Z"}
     body = requests.get(url, params=params, headers=HEADERS, timeout=5).json()
@@ -335,9 +282,13 @@ def test_rest_bars_read_by_the_alpaca_provider(data_server):
 
     from barlab.data.providers.alpaca import AlpacaProvider
 
-    data_server.advance(12)
+    advance(data_server, 12)
     provider = AlpacaProvider(
-        key_id=KEY_ID, secret_key=SECRET, base_url=data_server.url, page_limit=5
+        key_id=KEY_ID,
+        secret_key=SECRET,
+        base_url=data_server.url,
+        page_limit=5,
+        requests_per_minute=60_000,
     )
     frame = provider.fetch("MSFT", dt.date(2024, 3, 5), dt.date(2024, 3, 5))
     assert frame.height == 12 and provider.stats.requests == 3

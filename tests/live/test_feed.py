@@ -7,13 +7,13 @@ import logging
 import math
 import queue
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from barlab.errors import AuthError, ConfigError, ProviderError
-from barlab.live.exchange import PaperExchange
+from barlab.live.emulator_data import stream_hub
 from barlab.live.feed import (
     Bar,
     FeedClosed,
@@ -24,8 +24,7 @@ from barlab.live.feed import (
     alpaca_backfill,
 )
 from barlab.live.marketdata import Control, Quote, Trade, format_ts, parse_message, parse_ts_ns
-from tests.live.conftest import KEY_ID, SECRET, session_bars
-from tests.live.test_emulator_data import DataServer
+from tests.live.conftest import KEY_ID, SECRET
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,13 +33,17 @@ N_BARS = 20
 
 
 @pytest.fixture
-def srv() -> Iterator[DataServer]:
-    bars = session_bars(("2024-03-05",), minutes=N_BARS)
-    with DataServer(PaperExchange(bars, cash=100_000.0)) as server:
-        yield server
+def srv(server: Any) -> Any:
+    """The full emulator (conftest's ``server``: two sessions of AAPL and MSFT from 09:30)."""
+    return server
 
 
-def feed_of(srv: DataServer, **options: Any) -> MarketDataFeed:
+def advance(server: Any, n: int = 1) -> None:
+    for _ in range(n):
+        server.advance()
+
+
+def feed_of(srv: Any, **options: Any) -> MarketDataFeed:
     kwargs: dict[str, Any] = {
         "key_id": KEY_ID, "secret_key": SECRET, "symbols": ("AAPL", "MSFT"), "options": FAST,
         "clock_ns": lambda: srv.exchange.now_ns,
@@ -68,7 +71,7 @@ def expected_keys(rows: range) -> list[tuple[str, str]]:
     ]
 
 
-def backfill_of(srv: DataServer) -> Any:
+def backfill_of(srv: Any) -> Any:
     from barlab.data.providers.alpaca import AlpacaProvider
 
     provider = AlpacaProvider(
@@ -156,12 +159,12 @@ def test_feed_rejects_bad_options(srv):
 
 def test_every_bar_of_a_replay_in_order(srv):
     store = MarketDataStore(retention=5)
-    last_end = int(srv.exchange.bars.ts_ns[-1]) + 60 * 10**9
+    last_end = int(srv.exchange.bars.ts_ns[N_BARS - 1]) + 60 * 10**9
     clock = lambda: last_end + 10**9  # noqa: E731  (every bar received 1 s after the last ends)
     channels = ("bars", "trades", "quotes")
     with feed_of(srv, channels=channels, store=store, clock_ns=clock) as feed:
         feed.wait_connected(5)
-        srv.advance(N_BARS)
+        advance(srv, N_BARS)
         events = take(feed.events, 6 * N_BARS)
         assert bar_keys(events) == expected_keys(range(N_BARS))
         assert sum(isinstance(e, Trade) for e in events) == 2 * N_BARS
@@ -176,14 +179,14 @@ def test_every_bar_of_a_replay_in_order(srv):
 def test_mid_day_disconnect_reconnects_and_backfills_each_bar_once(srv):
     with feed_of(srv, backfill=backfill_of(srv)) as feed:
         feed.wait_connected(5)
-        srv.advance(5)
+        advance(srv, 5)
         first = take(feed.events, 10)
-        srv.hub.drop("market_data", refuse_s=math.inf)
-        srv.advance(6)  # published while nobody listens
-        srv.hub.allow()
+        stream_hub(srv.app).drop("market_data", refuse_s=math.inf)
+        advance(srv, 6)  # published while nobody listens
+        stream_hub(srv.app).allow()
         rest = take(feed.events, 12)
         assert feed.stats.connections == 2 and feed.stats.backfilled == 12
-        srv.advance(N_BARS - 11)
+        advance(srv, N_BARS - 11)
         rest += take(feed.events, 2 * (N_BARS - 11))
         assert bar_keys(first + rest) == expected_keys(range(N_BARS))
         assert feed.events.empty() and feed.stats.duplicates == 0
@@ -198,13 +201,13 @@ def test_backfill_overlapping_live_bars_is_deduplicated(srv):
 
     with feed_of(srv, backfill=backfill) as feed:
         feed.wait_connected(5)
-        srv.advance(2)
+        advance(srv, 2)
         take(feed.events, 4)
-        srv.hub.drop("market_data")
+        stream_hub(srv.app).drop("market_data")
         deadline = time.monotonic() + 5
         while feed.stats.connections < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        srv.advance(1)
+        advance(srv, 1)
         events = take(feed.events, 2)
         assert bar_keys(events) == expected_keys(range(2, 3))
         assert events[0].close == 1  # the backfilled copy came first, the live one was dropped
@@ -215,11 +218,11 @@ def test_backfill_overlapping_live_bars_is_deduplicated(srv):
 
 
 def test_start_ns_backfills_from_a_warm_up_on_first_connect(srv):
-    srv.advance(4)
+    advance(srv, 4)
     start = int(srv.exchange.bars.ts_ns[2])
     with feed_of(srv, backfill=backfill_of(srv), start_ns=start) as feed:
         feed.wait_connected(5)
-        srv.advance(1)
+        advance(srv, 1)
         assert bar_keys(take(feed.events, 6)) == expected_keys(range(2, 5))
 
 
@@ -231,7 +234,7 @@ def test_bad_keys_stop_with_a_clear_error_and_no_retry(srv, caplog):
             feed.wait_connected(5)
         closed = feed.events.get(timeout=5)
     assert isinstance(closed, FeedClosed) and isinstance(closed.error, AuthError)
-    assert srv.hub.connects["market_data"] == 1 and feed.stats.errors == {402: 1}
+    assert stream_hub(srv.app).connects["market_data"] == 1 and feed.stats.errors == {402: 1}
     assert not feed.running
     for text in (str(closed.error), repr(feed), caplog.text, repr(feed.stats)):
         assert "wrong-secret-XYZ123" not in text and SECRET not in text
@@ -256,7 +259,7 @@ def test_connection_limit_backs_off_until_the_other_leaves(srv):
 def test_stop_joins_while_reconnecting(srv):
     feed = feed_of(srv).start()
     feed.wait_connected(5)
-    srv.hub.drop("market_data", refuse_s=math.inf)
+    stream_hub(srv.app).drop("market_data", refuse_s=math.inf)
     time.sleep(0.05)
     started = time.monotonic()
     feed.stop()
@@ -275,17 +278,19 @@ def test_trade_updates_events_and_reconnect_hook(srv):
     )  # fmt: skip
     with stream:
         stream.wait_connected(5)
-        srv.advance()
+        advance(srv)
         body = {"symbol": "MSFT", "qty": "2", "side": "buy", "type": "market",
                 "time_in_force": "day", "client_order_id": "feed-1"}  # fmt: skip
-        srv.call(srv.exchange.submit_order, body)
-        srv.advance()
+        headers = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
+        reply = requests.post(f"{srv.url}/v2/orders", json=body, headers=headers, timeout=5)
+        assert reply.status_code == 200
+        advance(srv)
         new, fill = take(updates, 2)
         assert (new.event, fill.event) == ("new", "fill")
         assert fill.client_order_id == "feed-1" and fill.order["status"] == "filled"
         assert str(fill.qty) == "2" and str(fill.position_qty) == "2" and fill.price > 0
         assert fill.order_id == new.order_id and fill.timestamp_ns is not None
-        srv.hub.drop("trade_updates")
+        stream_hub(srv.app).drop("trade_updates")
         assert reconnects.get(timeout=5) == 1 and stream.connections == 2
 
 
@@ -299,5 +304,5 @@ def test_trade_updates_bad_keys(srv):
         stream.wait_connected(5)
     error = closed.get(timeout=5)
     assert isinstance(error, AuthError) and "bad-secret-9876" not in str(error)
-    assert srv.hub.connects["trade_updates"] == 1
+    assert stream_hub(srv.app).connects["trade_updates"] == 1
     assert "bad-secret" not in repr(stream)

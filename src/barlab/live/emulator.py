@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from barlab.live.emulator_data import add_stream_routes
 from barlab.live.emulator_routes import ROUTES, handle_rejections
 from barlab.live.exchange import PaperExchange
 from barlab.live.wire import error_body
@@ -135,6 +136,7 @@ def make_app(
     # -- streaming routes (barlab.live.emulator_data, owned by the streaming side) -------------
     # add_stream_routes(app, exchange) goes here: /stream and /v2/{feed} WebSockets, market-data
     # REST bars. They authenticate themselves; the gate above leaves STREAM_PREFIXES alone.
+    add_stream_routes(app, exchange, key_id=key_id, secret_key=secret_key)
     return app
 
 

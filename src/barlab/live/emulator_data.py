@@ -64,14 +64,14 @@ class StreamHub:
         trade_updates in binary frames, as Alpaca's paper server sends them (False: text).
     """
 
-    def __init__(self, exchange: Any, *, key_id: str, secret_key: str) -> None:
+    def __init__(self, exchange: Any, *, key_id: str | None, secret_key: str | None) -> None:
         self.exchange = exchange
         self.auth_timeout_s = 10.0
         self.max_symbols: int | None = None
         self.feeds = FEEDS
         self.binary_frames = True
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._keys = {key_id: secret_key}
+        self._keys = None if key_id is None else {key_id: secret_key}
         self._market: set[_Client] = set()
         self._trading: set[_Client] = set()
         self._refuse_until = 0.0
@@ -83,7 +83,10 @@ class StreamHub:
         return f"StreamHub(market_data={len(self._market)}, trade_updates={len(self._trading)})"
 
     def authorized(self, key_id: Any, secret: Any) -> bool:
-        return isinstance(key_id, str) and key_id in self._keys and self._keys[key_id] == secret
+        """The emulator's keys, or any non-empty pair when it was made without keys."""
+        if not (isinstance(key_id, str) and key_id and isinstance(secret, str) and secret):
+            return False
+        return self._keys is None or self._keys.get(key_id) == secret
 
     # -- fault injection (any thread) -------------------------------------------------------
     def drop(self, stream: str = "market_data", *, refuse_s: float = 0.0) -> int:
@@ -171,13 +174,16 @@ HUB = web.AppKey("barlab_stream_hub", StreamHub)
 
 
 def add_stream_routes(
-    app: web.Application, exchange: Any, *, key_id: str | None = None, secret_key: str | None = None
+    app: web.Application,
+    exchange: Any,
+    *,
+    key_id: str | None = None,
+    secret_key: str | None = None,
 ) -> StreamHub:
     """Serve ``/stream``, ``/v2/{feed}`` and ``/v2/stocks/bars`` on ``app`` from ``exchange``
-    (a PaperExchange: ``add_listener``, ``bars_until_now``). The keys default to the ones
-    the app was made with. Returns the hub (also ``app[HUB]``, :func:`stream_hub`)."""
-    if key_id is None or secret_key is None:
-        key_id, secret_key = _app_keys(app)
+    (a PaperExchange: ``add_listener``, ``bars_until_now``, ``bar_messages``), accepting only
+    ``key_id``/``secret_key`` (None: any non-empty pair, as the trading routes do). Returns the
+    hub (also ``stream_hub(app)``) for fault injection."""
     hub = StreamHub(exchange, key_id=key_id, secret_key=secret_key)
     app[HUB] = hub
     exchange.add_listener(hub.on_exchange_event)
@@ -202,17 +208,6 @@ def add_stream_routes(
 def stream_hub(app: web.Application) -> StreamHub:
     """The hub :func:`add_stream_routes` put on ``app``."""
     return app[HUB]
-
-
-def _app_keys(app: web.Application) -> tuple[str, str]:
-    for name in ("keys", "barlab_keys"):
-        keys = app.get(name)
-        if isinstance(keys, Mapping) and len(keys) == 1:
-            ((key_id, secret),) = keys.items()
-            return key_id, secret
-        if isinstance(keys, tuple) and len(keys) == 2:
-            return keys
-    raise ValueError("add_stream_routes needs key_id and secret_key (the app does not hold them)")
 
 
 async def _open(request: web.Request, stream: str) -> tuple[StreamHub, _Client] | web.Response:
