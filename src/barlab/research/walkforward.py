@@ -34,7 +34,7 @@ from barlab.errors import StrategyError
 from barlab.metrics import Metrics
 from barlab.research.objective import Objective, metrics_from_row, rank_value, resolve_objective
 from barlab.research.oos import oos_segment, stitch
-from barlab.research.runs import find_run, read_doc, save_run
+from barlab.research.runs import data_info, find_run, read_doc, save_run
 from barlab.research.splits import make_folds
 from barlab.strategy import Strategy
 
@@ -322,10 +322,6 @@ def _degradation(scores: list[tuple[float, float]], metric: str) -> Degradation:
 
 
 def _info(strategy_cls, bars, grid, where, objective, metric, account, n_folds) -> dict[str, Any]:
-    from barlab import __version__
-
-    ts = bars.ts_ns
-    iso = [dt.datetime.fromtimestamp(int(t) / 1e9, tz=dt.UTC).isoformat() for t in ts[[0, -1]]]
     return {
         "kind": "walkforward",
         "strategy": strategy_cls.label(),
@@ -334,16 +330,7 @@ def _info(strategy_cls, bars, grid, where, objective, metric, account, n_folds) 
         "objective": objective,
         "degradation_metric": metric,
         "n_folds": n_folds,
-        "symbols": list(bars.symbols),
-        "timeframe": bars.timeframe,
-        "source": bars.source,
-        "synthetic": bars.synthetic,
-        "start": iso[0],
-        "end": iso[1],
-        "n_bars": bars.n_bars,
-        "data_version": bars.version,
+        **data_info(bars),
         "options": account.to_dict(),
-        "periods_per_year": bars.periods_per_year,
         "warmup": "test backtests start at the fold's train start; only test rows are kept",
-        "barlab_version": __version__,
     }
