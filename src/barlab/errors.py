@@ -13,7 +13,14 @@
     │   ├── AuthError           missing or rejected API key
     │   └── RateLimitError      the vendor keeps answering 429
     ├── RiskError               a risk rule is misconfigured
-    ├── BrokerError             the broker refused or failed
+    ├── BrokerError             the broker refused or failed (keeps .status, .code, .broker_message)
+    │   ├── BrokerAuthError         missing or rejected trading keys (401, 403 without a code)
+    │   ├── OrderRejectedError      the broker refused an order or change to one (403, 422)
+    │   │   ├── InsufficientBuyingPowerError   403 "insufficient buying power"
+    │   │   └── DuplicateOrderError            422 "client_order_id must be unique"
+    │   ├── NotFoundError           no such order or position (404)
+    │   ├── BrokerRateLimitError    the broker keeps answering 429
+    │   └── BrokerUnavailableError  5xx, timeouts or no connection, after retries
     └── RunNotFoundError        no saved run under that id
 
 Messages say what was expected, what was found, and what to do. They never contain a secret.
@@ -72,6 +79,57 @@ class RiskError(BarlabError):
 
 
 class BrokerError(BarlabError):
+    """The broker refused or failed.
+
+    Attributes
+    ----------
+    status : int or None
+        The HTTP status, e.g. 403; None when no answer arrived.
+    code : int or None
+        The broker's own code, e.g. Alpaca's 40310000.
+    broker_message : str
+        The broker's own words, e.g. ``"insufficient buying power"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        broker_message: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.broker_message = broker_message
+
+
+class BrokerAuthError(BrokerError):
+    exit_code = 2
+
+
+class OrderRejectedError(BrokerError):
+    pass
+
+
+class InsufficientBuyingPowerError(OrderRejectedError):
+    pass
+
+
+class DuplicateOrderError(OrderRejectedError):
+    pass
+
+
+class NotFoundError(BrokerError):
+    pass
+
+
+class BrokerRateLimitError(BrokerError):
+    pass
+
+
+class BrokerUnavailableError(BrokerError):
     pass
 
 

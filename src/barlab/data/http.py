@@ -1,6 +1,7 @@
-"""One HTTP layer for every market-data client: a client-side token bucket per provider,
-retries with exponential backoff and jitter, timeouts, vendor errors translated into barlab's
-error tree, and API keys redacted from everything that leaves this module.
+"""One HTTP layer for every network client (market data and the broker): a client-side token
+bucket per provider, retries with exponential backoff and jitter, timeouts, vendor errors
+translated into barlab's error tree, and API keys redacted from everything that leaves this
+module.
 
 The vendors rarely send ``Retry-After`` on 429; when they do (or ``X-RateLimit-Reset``), it is
 honoured, otherwise the client backs off on its own.
@@ -118,7 +119,8 @@ class HttpStats:
 
 
 class HttpClient:
-    """GET JSON from one vendor, politely.
+    """Talk to one vendor's HTTP API politely (GET JSON for market data, any method for the
+    broker).
 
     Parameters
     ----------
@@ -181,61 +183,101 @@ class HttpClient:
 
         Raises AuthError on 401/403, RateLimitError when 429 persists, ProviderError otherwise.
         """
-        full = url if url.startswith(("http://", "https://")) else self.base_url + url
+        full = self.full_url(url)
+        response = self.request("GET", url, params=params, headers=headers)
+        status = response.status_code
+        if status == 200:
+            try:
+                return response.json()
+            except ValueError as e:
+                raise ProviderError(
+                    f"{self.provider} answered {self.redact(response.url)} with a body "
+                    f"that is not JSON: {self.redact(response.text[:200])!r}"
+                ) from e
+        reason = f"HTTP {status}: {self.redact(vendor_message(response))}"
+        if status in (401, 403):
+            hint = self.auth_hint
+            if isinstance(hint, Mapping):
+                hint = hint.get(status, "")
+            raise AuthError(f"{self.provider} refused {self._where(full)} ({reason}); {hint}")
+        if status not in RETRY_STATUSES:
+            raise ProviderError(f"{self.provider} {self._where(full)} failed ({reason})")
+        raise self._exhausted(full, status, reason)
+
+    def full_url(self, url: str) -> str:
+        """``url`` if absolute, else ``base_url + url``."""
+        return url if url.startswith(("http://", "https://")) else self.base_url + url
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
+        retry_errors: bool = True,
+    ) -> requests.Response:
+        """Send one request through the rate limit, retrying ``retry_statuses`` answers (and,
+        with ``retry_errors``, timeouts and connection failures) with backoff.
+
+        Returns the last response whatever its status (a retryable one once retries run out);
+        raises ProviderError when no answer arrives. A POST that must not be repeated blindly
+        passes ``retry_statuses=frozenset({429})`` and ``retry_errors=False``.
+        """
+        full = self.full_url(url)
         attempt = 0
         while True:
             self.stats.waited_s += self.bucket.acquire()
             self.stats.requests += 1
             started = time.perf_counter()
+            response: requests.Response | None = None
             try:
-                response = self.session.get(
-                    full, params=params, headers=headers, timeout=self.timeout_s
-                )
+                response = self.session.request(
+                    method, full, params=params, json=json, headers=headers,
+                    timeout=self.timeout_s,
+                )  # fmt: skip
             except requests.RequestException as e:
                 reason = f"{type(e).__name__}: {self.redact(str(e))}"
                 status = None
+                if not retry_errors:
+                    raise ProviderError(
+                        f"{self.provider} {method} {self._where(full)} failed ({reason})"
+                    ) from None
             else:
                 status = response.status_code
                 log.info(
-                    "%s GET %s -> %s in %.2f s",
-                    self.provider, self.redact(response.url), status, time.perf_counter() - started,
+                    "%s %s %s -> %s in %.2f s",
+                    self.provider, method, self.redact(response.url), status,
+                    time.perf_counter() - started,
                 )  # fmt: skip
-                if status == 200:
-                    try:
-                        return response.json()
-                    except ValueError as e:
-                        raise ProviderError(
-                            f"{self.provider} answered {self.redact(response.url)} with a body "
-                            f"that is not JSON: {self.redact(response.text[:200])!r}"
-                        ) from e
+                if status not in retry_statuses:
+                    return response
                 reason = f"HTTP {status}: {self.redact(vendor_message(response))}"
-                if status in (401, 403):
-                    hint = self.auth_hint
-                    if isinstance(hint, Mapping):
-                        hint = hint.get(status, "")
-                    raise AuthError(
-                        f"{self.provider} refused {self._where(full)} ({reason}); {hint}"
-                    )
-                if status not in RETRY_STATUSES:
-                    raise ProviderError(f"{self.provider} {self._where(full)} failed ({reason})")
             attempt += 1
             if status == 429:
                 self.stats.rate_limited += 1
             if attempt > self.max_retries:
-                error = RateLimitError if status == 429 else ProviderError
-                raise error(
-                    f"{self.provider} {self._where(full)} still failing after "
-                    f"{self.max_retries} retries ({reason}); try again later"
-                    + (" or lower the requests per minute in the config" if status == 429 else "")
-                )
+                if response is not None:
+                    return response
+                raise self._exhausted(full, status, reason)
             self.stats.retries += 1
-            wait = self._wait_s(attempt, None if status is None else response)
+            wait = self._wait_s(attempt, response)
             log.warning(
                 "%s %s; retry %d of %d in %.1f s",
                 self.provider, reason, attempt, self.max_retries, wait,
             )  # fmt: skip
             self.stats.waited_s += wait
             self.bucket.sleep(wait)
+
+    def _exhausted(self, full: str, status: int | None, reason: str) -> ProviderError:
+        error = RateLimitError if status == 429 else ProviderError
+        return error(
+            f"{self.provider} {self._where(full)} still failing after "
+            f"{self.max_retries} retries ({reason}); try again later"
+            + (" or lower the requests per minute in the config" if status == 429 else "")
+        )
 
     def _wait_s(self, attempt: int, response: requests.Response | None) -> float:
         if response is not None:
