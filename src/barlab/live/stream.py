@@ -252,6 +252,11 @@ class ReconnectingStream:
             self.error = e
         except ConnectionError as e:
             self.error = self._error_type(str(e))
+        except Exception as e:  # a bug in a session: end the stream, loudly, not silently
+            log.exception("%s stream failed", self.name)
+            self.error = self._error_type(
+                f"{self.name} stream failed: {type(e).__name__}: {self._redact(str(e))}"
+            )
         finally:
             self._connected.clear()
             self._done.set()
