@@ -150,6 +150,8 @@ def test_feed_rejects_bad_options(srv):
         feed_of(srv, feed="crypto")
     with pytest.raises(AuthError, match="empty"):
         feed_of(srv, secret_key="")
+    with pytest.raises(ConfigError, match="symbols"):
+        feed_of(srv, symbols="AAPL")
     with pytest.raises(ConfigError, match="ws://"):
         MarketDataFeed("http://x", key_id="a", secret_key="b", symbols=("A",))
 

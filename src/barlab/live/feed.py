@@ -23,14 +23,16 @@ from barlab.live.marketdata import (
     Control,
     Event,
     MarketDataStore,
+    Quote,
+    Trade,
     parse_message,
 )
 from barlab.live.stream import Connection, Reconnect, ReconnectingStream, StreamOptions
 from barlab.live.trade_updates import TradeUpdate, TradeUpdatesStream, stream_url
 
 __all__ = [
-    "Backfill", "Bar", "FeedClosed", "FeedStats", "MarketDataFeed", "MarketDataStore",
-    "StreamOptions", "TradeUpdate", "TradeUpdatesStream", "alpaca_backfill",
+    "Backfill", "Bar", "FeedClosed", "FeedStats", "MarketDataFeed", "MarketDataStore", "Quote",
+    "StreamOptions", "Trade", "TradeUpdate", "TradeUpdatesStream", "alpaca_backfill",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -145,7 +147,11 @@ class MarketDataFeed:
                 f"market-data channels must be some of {', '.join(FEED_CHANNELS)}, "
                 f"got {list(channels)!r}"
             )
-        if not symbols or any(not isinstance(s, str) or not s for s in symbols):
+        if (
+            isinstance(symbols, str)
+            or not symbols
+            or not all(isinstance(s, str) and s for s in symbols)
+        ):
             raise ConfigError(f"market-data symbols must be non-empty strings, got {symbols!r}")
         self.symbols = tuple(dict.fromkeys(symbols))
         self.channels = tuple(channels)
@@ -160,18 +166,7 @@ class MarketDataFeed:
         self._backfill_from_start = start_ns is not None
         self._last_ts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = dict.fromkeys(
-            (
-                "bars",
-                "trades",
-                "quotes",
-                "duplicates",
-                "backfilled",
-                "backfill_errors",
-                "malformed",
-            ),
-            0,
-        )
+        self._counts = dict.fromkeys(_COUNTS, 0)
         self._errors: dict[int, int] = {}
         self._latency = [float("nan"), float("nan"), 0.0, 0]  # last, max, sum, n
         self._stream = ReconnectingStream(
@@ -315,7 +310,7 @@ class MarketDataFeed:
             if live and event.kind == "bar":
                 self._record_latency(event)
         else:
-            self._count("trades" if event.__class__.__name__ == "Trade" else "quotes")
+            self._count("trades" if isinstance(event, Trade) else "quotes")
         if self._store is not None:
             self._store.update(event)
         self._emit(event)
