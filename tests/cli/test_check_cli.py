@@ -44,7 +44,7 @@ def test_check_an_example_strategy_is_clean(home):
     assert js.returncode == 0, js.stderr
     doc = json.loads(js.stdout)
     assert doc["clean"] is True and doc["first"] is None and doc["mode"] == "sampled"
-    assert doc["synthetic"] is True and doc["n_bars"] == 3120
+    assert doc["synthetic"] is True and doc["n_bars"] == 3120 and doc["data_version"]
 
 
 def test_check_a_leaky_strategy_exits_1_naming_the_bar(leaky):

@@ -49,6 +49,20 @@ class FullSampleMax(Strategy):
         return Signals(target=bars.close / np.nanmax(bars.close, axis=0), size_type="weight")
 
 
+class OvernightPeek(Strategy):
+    """At each session's last bar, long when the next session opens higher: exposed only by a
+    prefix ending exactly at a session's end."""
+
+    def signals(self, bars):
+        from barlab.engine.backtest import session_ids
+
+        sid = session_ids(bars.ts_ns)
+        last = np.flatnonzero(sid[:-1] != sid[1:])  # last bars of sessions with a next one
+        target = np.full(bars.close.shape, np.nan)
+        target[last] = np.where(bars.open[last + 1] > bars.close[last], 1.0, 0.0)
+        return Signals(target=target)
+
+
 class LeakFrom(Strategy):
     """Causal (the close itself) before bar ``start``; from it on, the close ``lag`` bars ahead
     in column ``column`` (NaN past the end)."""
@@ -93,6 +107,13 @@ def test_a_full_sample_statistic_is_caught():
     f = check_lookahead(FullSampleMax(), bars).first
     assert (f.bar, f.prefix_bars, f.symbol) == (0, 1, bars.symbols[first_moved])
     assert f.prefix_value == 1.0 and f.full_value < 1.0
+
+
+def test_a_peek_across_the_night_is_caught_at_a_session_boundary():
+    bars = make_bars(390 * 6, 2, seed=2)
+    f = check_lookahead(OvernightPeek(), bars).first
+    assert (f.bar, f.prefix_bars, f.symbol, f.field) == (389, 390, "S0", "target")
+    assert f.time == "2023-01-03T20:59:00Z" and np.isnan(f.prefix_value)
 
 
 @settings(max_examples=100, deadline=None)

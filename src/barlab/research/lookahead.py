@@ -85,9 +85,11 @@ class LookaheadReport:
     Attributes
     ----------
     strategy : str
-        The strategy's label and parameters, e.g. ``"SmaCrossover(fast=10, slow=50)"``.
+        The strategy's label and parameters, e.g. ``"sma_crossover(fast=10, slow=50)"``.
     n_bars : int
         Bars in the full data.
+    data_version : str
+        The bars' content hash (``Bars.version``; empty for bars made in memory).
     n_checked : int
         Prefixes whose signals were recomputed and compared (cutoffs tried, bisection included).
     mode : str
@@ -102,6 +104,7 @@ class LookaheadReport:
 
     strategy: str
     n_bars: int
+    data_version: str
     n_checked: int
     mode: str
     seed: int
@@ -117,8 +120,8 @@ class LookaheadReport:
         """JSON-ready, for ``--json``, run.json and the promotion record."""
         return {
             "clean": self.clean, "strategy": self.strategy, "n_bars": self.n_bars,
-            "n_checked": self.n_checked, "mode": self.mode, "seed": self.seed,
-            "elapsed_s": round(self.elapsed_s, 4),
+            "data_version": self.data_version, "n_checked": self.n_checked, "mode": self.mode,
+            "seed": self.seed, "elapsed_s": round(self.elapsed_s, 4),
             "first": None if self.first is None else self.first.to_dict(),
         }  # fmt: skip
 
@@ -185,6 +188,7 @@ def check_lookahead(
     return LookaheadReport(
         strategy=repr(strategy).replace(type(strategy).__name__, strategy.label(), 1),
         n_bars=bars.n_bars,
+        data_version=bars.version,
         n_checked=len(prefixes.found),
         mode="cutoffs" if cutoffs is not None else "sampled" if n_samples else "full",
         seed=seed,
