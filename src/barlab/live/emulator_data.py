@@ -76,6 +76,7 @@ class StreamHub:
         self._trading: set[_Client] = set()
         self._refuse_until = 0.0
         self._trade_id = 0
+        self._tasks: set[asyncio.Task[int]] = set()
         self.connects = {"market_data": 0, "trade_updates": 0}
         """Connections accepted so far, per stream."""
 
@@ -96,16 +97,25 @@ class StreamHub:
         if stream not in ("market_data", "trade_updates", "all"):
             raise ValueError(f"stream must be market_data, trade_updates or all, got {stream!r}")
         self.refuse(refuse_s)
-        clients = [
+        if self.loop is None:
+            return 0
+        if _on_loop(self.loop):
+            clients = self._clients(stream)
+            task = self.loop.create_task(self._close(stream))
+            self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
+            task.add_done_callback(self._tasks.discard)
+            return len(clients)
+        return asyncio.run_coroutine_threadsafe(self._close(stream), self.loop).result(5.0)
+
+    def _clients(self, stream: str) -> list[_Client]:
+        return [
             *(self._market if stream != "trade_updates" else ()),
             *(self._trading if stream != "market_data" else ()),
         ]
-        if self.loop is None or not clients:
-            return 0
-        futures = [asyncio.run_coroutine_threadsafe(c.ws.close(), self.loop) for c in clients]
-        if not _on_loop(self.loop):
-            for future in futures:
-                future.result(timeout=5.0)
+
+    async def _close(self, stream: str) -> int:
+        clients = self._clients(stream)
+        await asyncio.gather(*(client.ws.close() for client in clients))
         return len(clients)
 
     def refuse(self, seconds: float) -> None:
