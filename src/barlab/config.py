@@ -4,8 +4,9 @@ Where the file comes from, first found: ``$BARLAB_CONFIG``, ``./backtest.toml``,
 ``$XDG_CONFIG_HOME/barlab/backtest.toml`` (``~/.config/barlab/backtest.toml``). Every key can be
 overridden as ``BARLAB_<SECTION>_<KEY>`` (``BARLAB_RISK_DAILY_LOSS_LIMIT=2000``), and
 ``BARLAB_DATA_DIR`` / ``BARLAB_REPORTS_DIR`` move the cache and the runs; the vendors' own
-``POLYGON_BASE_URL``, ``POLYGON_REQUESTS_PER_MINUTE``, ``APCA_DATA_BASE_URL`` and
-``FINNHUB_BASE_URL`` set those keys too. Unknown keys and wrong types are errors.
+``POLYGON_BASE_URL``, ``POLYGON_REQUESTS_PER_MINUTE``, ``APCA_DATA_BASE_URL``,
+``APCA_API_BASE_URL`` (the trading host) and ``FINNHUB_BASE_URL`` set those keys too.
+Unknown keys and wrong types are errors.
 
 API keys are not configuration: they come only from the environment or a git-ignored ``.env``
 file (:func:`secrets`) and are never printed, logged or saved.
@@ -156,6 +157,50 @@ class FinnhubConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LiveConfig:
+    """Paper (or live) trading: where the broker and the market-data stream are."""
+
+    trading_base_url: str = "https://paper-api.alpaca.markets"
+    """Alpaca's trading REST host; overridden by $APCA_API_BASE_URL (e.g. the local emulator of
+    ``backtest paper-sim``, http://127.0.0.1:8765). The live host needs an explicit opt-in."""
+    data_stream_url: str = "wss://stream.data.alpaca.markets"
+    """The market-data WebSocket host; the feed is appended (``/v2/iex``)."""
+    feed: str = "iex"
+    """iex (free plans), sip (paid), delayed_sip or test (FAKEPACA, around the clock)."""
+    market_data_retention: dict[str, float] = field(
+        default_factory=lambda: {"bars": 2000.0, "days": 5.0}
+    )
+    """How much of the stream the live window keeps per symbol: at most ``bars`` bars, none
+    older than ``days`` sessions, e.g. { bars = 2000, days = 5 }."""
+    on_shutdown: str = "cancel"
+    """What stopping the bridge does to open orders: cancel them, or keep them working."""
+
+    def __post_init__(self) -> None:
+        if not self.trading_base_url.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"live.trading_base_url must be an http(s) URL, got {self.trading_base_url!r}; "
+                "e.g. https://paper-api.alpaca.markets"
+            )
+        if not self.data_stream_url.startswith(("wss://", "ws://")):
+            raise ConfigError(
+                f"live.data_stream_url must be a ws(s) URL, got {self.data_stream_url!r}; "
+                "e.g. wss://stream.data.alpaca.markets"
+            )
+        if self.feed not in ("iex", "sip", "delayed_sip", "test"):
+            raise ConfigError(f"live.feed must be iex, sip, delayed_sip or test, got {self.feed!r}")
+        if self.on_shutdown not in ("cancel", "keep"):
+            raise ConfigError(f"live.on_shutdown must be cancel or keep, got {self.on_shutdown!r}")
+        retention = {k.lower(): v for k, v in self.market_data_retention.items()}
+        unknown = sorted(set(retention) - {"bars", "days"})
+        if unknown or any(v <= 0 for v in retention.values()):
+            raise ConfigError(
+                "live.market_data_retention takes positive bars and days, e.g. "
+                f"{{ bars = 2000, days = 5 }}; got {self.market_data_retention!r}"
+            )
+        object.__setattr__(self, "market_data_retention", retention)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemConfig:
     log_level: str = "WARNING"
     reports_dir: str = "reports"
@@ -181,6 +226,7 @@ class Config:
     polygon: PolygonConfig = field(default_factory=PolygonConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     finnhub: FinnhubConfig = field(default_factory=FinnhubConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     path: str | None = None
     """The file it was read from, if any."""
@@ -207,6 +253,7 @@ _SECTIONS: dict[str, type] = {
     "polygon": PolygonConfig,
     "alpaca": AlpacaConfig,
     "finnhub": FinnhubConfig,
+    "live": LiveConfig,
     "system": SystemConfig,
 }
 # Environment variables that set a key without the BARLAB_ prefix (the vendors' own names).
@@ -216,6 +263,7 @@ _ALIASES = {
     "POLYGON_REQUESTS_PER_MINUTE": ("polygon", "requests_per_minute"),
     "APCA_DATA_BASE_URL": ("alpaca", "data_base_url"),
     "FINNHUB_BASE_URL": ("finnhub", "base_url"),
+    "APCA_API_BASE_URL": ("live", "trading_base_url"),
 }
 _NOT_KEYS = {"BARLAB_CONFIG"}
 

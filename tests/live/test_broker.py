@@ -208,3 +208,20 @@ def test_live_host_needs_allow_live():
         AlpacaBroker("https://api.alpaca.markets", "PKPAPER", "secret", allow_live=True)
     assert AlpacaBroker("https://api.alpaca.markets", "AKLIVE", "s", allow_live=True)
     assert "paper-api" in repr(AlpacaBroker("https://paper-api.alpaca.markets", "PK1", "s"))
+
+
+def test_live_config_section(monkeypatch, tmp_path):
+    from barlab.config import load_config, show
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("APCA_API_BASE_URL", "http://127.0.0.1:8765")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    config = load_config()
+    assert config.live.trading_base_url == "http://127.0.0.1:8765"
+    assert (config.live.feed, config.live.on_shutdown) == ("iex", "cancel")
+    assert config.live.market_data_retention == {"bars": 2000.0, "days": 5.0}
+    assert SECRET not in show(config) and "APCA_API_SECRET_KEY = ****" in show(config)
+    (tmp_path / "backtest.toml").write_text('[live]\non_shutdown = "flatten"\n')
+    with pytest.raises(ConfigError, match="on_shutdown must be cancel or keep"):
+        load_config()
