@@ -10,43 +10,23 @@ for a while (a mid-day outage), and a short auth timeout.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from barlab.live.emulator_bars import bars_handler
+from barlab.live.emulator_ws import CHANNELS, Client, close_after, serve
 from barlab.live.marketdata import MINUTE_NS, format_ts, parse_ts_ns
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")
-CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses")
 REPLY_CHANNELS = (*CHANNELS, "lulds", "corrections", "cancelErrors")
-_CLOSE = object()  # queued after a final error: send, then close
 
 
 def _error(code: int, msg: str) -> list[dict[str, Any]]:
     return [{"T": "error", "code": code, "msg": msg}]
-
-
-@dataclass(eq=False)
-class _Client:
-    """One open WebSocket and what it asked for."""
-
-    ws: web.WebSocketResponse
-    feed: str = ""
-    key_id: str | None = None
-    subs: dict[str, set[str]] = field(default_factory=lambda: {c: set() for c in CHANNELS})
-    listening: bool = False
-    closing: bool = False
-    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-
-    def wants(self, channel: str, symbol: str) -> bool:
-        chosen = self.subs[channel]
-        return symbol in chosen or "*" in chosen
 
 
 class StreamHub:
@@ -72,8 +52,8 @@ class StreamHub:
         self.binary_frames = True
         self.loop: asyncio.AbstractEventLoop | None = None
         self._keys = None if key_id is None else {key_id: secret_key}
-        self._market: set[_Client] = set()
-        self._trading: set[_Client] = set()
+        self._market: set[Client] = set()
+        self._trading: set[Client] = set()
         self._refuse_until = 0.0
         self._trade_id = 0
         self._tasks: set[asyncio.Task[int]] = set()
@@ -107,7 +87,7 @@ class StreamHub:
             return len(clients)
         return asyncio.run_coroutine_threadsafe(self._close(stream), self.loop).result(5.0)
 
-    def _clients(self, stream: str) -> list[_Client]:
+    def _clients(self, stream: str) -> list[Client]:
         return [
             *(self._market if stream != "trade_updates" else ()),
             *(self._trading if stream != "market_data" else ()),
@@ -220,7 +200,7 @@ def stream_hub(app: web.Application) -> StreamHub:
     return app[HUB]
 
 
-async def _open(request: web.Request, stream: str) -> tuple[StreamHub, _Client] | web.Response:
+async def _open(request: web.Request, stream: str) -> tuple[StreamHub, Client] | web.Response:
     hub = request.app[HUB]
     hub.loop = hub.loop or asyncio.get_running_loop()
     if hub.refusing:
@@ -228,76 +208,7 @@ async def _open(request: web.Request, stream: str) -> tuple[StreamHub, _Client] 
     ws = web.WebSocketResponse(autoping=True)
     await ws.prepare(request)
     hub.connects[stream] += 1
-    return hub, _Client(ws=ws)
-
-
-async def _sender(client: _Client, *, framing: str) -> None:
-    """Sends what is queued, in order: ``"arrays"`` (market data) as JSON arrays in text
-    frames, data messages already waiting merged into one; ``"binary"`` or ``"text"``
-    (trade_updates) one JSON object per frame."""
-    while True:
-        items = [await client.queue.get()]
-        while not client.queue.empty() and items[-1] is not _CLOSE:
-            items.append(client.queue.get_nowait())
-        close = items[-1] is _CLOSE
-        payloads = [i for i in items if i is not _CLOSE]
-        frames = _batches(payloads) if framing == "arrays" else [p[0] for p in payloads]
-        try:
-            for frame in frames:
-                text = json.dumps(frame)
-                if framing == "binary":
-                    await client.ws.send_bytes(text.encode())
-                else:
-                    await client.ws.send_str(text)
-        except (ConnectionError, RuntimeError):  # the client left; nothing more to send
-            return
-        if close:
-            await client.ws.close()
-            return
-
-
-def _batches(payloads: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
-    """Data messages merged into one array; control messages stay alone."""
-    out: list[list[dict[str, Any]]] = []
-    data: list[dict[str, Any]] = []
-    for payload in payloads:
-        if payload and payload[0].get("T") in ("b", "u", "d", "t", "q"):
-            data.extend(payload)
-            continue
-        if data:
-            out.append(data)
-            data = []
-        out.append(payload)
-    return [*out, data] if data else out
-
-
-async def _serve(client: _Client, handler: Any, *, framing: str, auth_timeout_s: float) -> None:
-    """Reads requests into ``handler`` (None on auth timeout) while a task sends replies."""
-    sender = asyncio.create_task(_sender(client, framing=framing))
-    deadline = time.monotonic() + auth_timeout_s
-    try:
-        while not client.ws.closed and not client.closing:
-            timeout = None
-            if client.key_id is None and math.isfinite(deadline):
-                timeout = max(0.0, deadline - time.monotonic())
-            try:
-                msg = await client.ws.receive(timeout=timeout)
-            except TimeoutError:
-                handler(None)
-                continue
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                break
-            try:
-                request = json.loads(msg.data)
-            except (ValueError, UnicodeDecodeError):
-                request = None
-            handler(request if isinstance(request, dict) else {})
-    finally:
-        if client.closing and not client.ws.closed:
-            await asyncio.wait([sender], timeout=1.0)
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
-        await client.ws.close()
+    return hub, Client(ws=ws)
 
 
 async def _market_data(request: web.Request) -> web.StreamResponse:
@@ -312,7 +223,7 @@ async def _market_data(request: web.Request) -> web.StreamResponse:
     if "APCA-API-KEY-ID" in headers:
         _md_auth(hub, client, headers["APCA-API-KEY-ID"], headers.get("APCA-API-SECRET-KEY"))
     try:
-        await _serve(
+        await serve(
             client, lambda req: _md_request(hub, client, req),
             framing="arrays", auth_timeout_s=hub.auth_timeout_s,
         )  # fmt: skip
@@ -321,18 +232,12 @@ async def _market_data(request: web.Request) -> web.StreamResponse:
     return client.ws
 
 
-def _md_fail(client: _Client, code: int, msg: str) -> None:
+def _md_fail(client: Client, code: int, msg: str) -> None:
     client.queue.put_nowait(_error(code, msg))
-    _close_after(client)
+    close_after(client)
 
 
-def _close_after(client: _Client) -> None:
-    """Close once what is queued is sent; read nothing more."""
-    client.closing = True
-    client.queue.put_nowait(_CLOSE)
-
-
-def _md_auth(hub: StreamHub, client: _Client, key_id: Any, secret: Any) -> None:
+def _md_auth(hub: StreamHub, client: Client, key_id: Any, secret: Any) -> None:
     if client.key_id is not None:
         client.queue.put_nowait(_error(403, "already authenticated"))
     elif not hub.authorized(key_id, secret):
@@ -346,7 +251,7 @@ def _md_auth(hub: StreamHub, client: _Client, key_id: Any, secret: Any) -> None:
         client.queue.put_nowait([{"T": "success", "msg": "authenticated"}])
 
 
-def _md_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None) -> None:
+def _md_request(hub: StreamHub, client: Client, request: dict[str, Any] | None) -> None:
     if request is None:
         _md_fail(client, 404, "auth timeout")
         return
@@ -361,7 +266,7 @@ def _md_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None)
         _subscribe(hub, client, request, add=action == "subscribe")
 
 
-def _subscribe(hub: StreamHub, client: _Client, request: dict[str, Any], *, add: bool) -> None:
+def _subscribe(hub: StreamHub, client: Client, request: dict[str, Any], *, add: bool) -> None:
     asked = {c: request[c] for c in CHANNELS if c in request}
     if any(
         not isinstance(v, list) or not all(isinstance(s, str) for s in v) for v in asked.values()
@@ -385,7 +290,7 @@ async def _trade_updates(request: web.Request) -> web.StreamResponse:
     hub, client = opened
     hub._trading.add(client)
     try:
-        await _serve(
+        await serve(
             client, lambda req: _tu_request(hub, client, req),
             framing="binary" if hub.binary_frames else "text",
             auth_timeout_s=math.inf,
@@ -395,13 +300,14 @@ async def _trade_updates(request: web.Request) -> web.StreamResponse:
     return client.ws
 
 
-def _tu_reply(client: _Client, stream: str, data: dict[str, Any]) -> None:
+def _tu_reply(client: Client, stream: str, data: dict[str, Any]) -> None:
     client.queue.put_nowait([{"stream": stream, "data": data}])
 
 
-def _tu_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None) -> None:
-    action = (request or {}).get("action")
-    data = (request or {}).get("data") or {}
+def _tu_request(hub: StreamHub, client: Client, request: dict[str, Any] | None) -> None:
+    request = request or {}
+    action, data = request.get("action"), request.get("data")
+    data = data if isinstance(data, dict) else {}
     if action in ("authenticate", "auth"):
         key_id = data.get("key_id") if action == "authenticate" else request.get("key")
         secret = data.get("secret_key") if action == "authenticate" else request.get("secret")
@@ -410,12 +316,12 @@ def _tu_request(hub: StreamHub, client: _Client, request: dict[str, Any] | None)
         status = "authorized" if ok else "unauthorized"
         _tu_reply(client, "authorization", {"action": "authenticate", "status": status})
         if not ok:
-            _close_after(client)
+            close_after(client)
     elif action == "listen":
         if client.key_id is None:
             _tu_reply(client, "authorization", {"action": "listen", "status": "unauthorized"})
             return
-        streams = data.get("streams") if isinstance(data, dict) else None
+        streams = data.get("streams")
         if not isinstance(streams, list):
             _tu_reply(client, "listening", {"streams": [], "error": "invalid syntax"})
             return
