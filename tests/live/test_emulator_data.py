@@ -294,3 +294,33 @@ def test_rest_bars_read_by_the_alpaca_provider(data_server):
     assert frame.height == 12 and provider.stats.requests == 3
     assert frame["close"][0] == 200.01 and frame["n_trades"][0] == 10
     assert str(frame["ts"][-1]) == "2024-03-05 14:41:00+00:00"
+
+
+def test_rest_bars_read_by_alpaca_py(data_server):
+    """The official SDK reads the emulator's bars: proof of the format, beyond barlab's client."""
+    import datetime as dt
+    import warnings
+
+    with warnings.catch_warnings():  # alpaca.data imports websockets.legacy (deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        historical = pytest.importorskip("alpaca.data.historical")
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+
+    advance(data_server, 3)
+    client = historical.StockHistoricalDataClient(KEY_ID, SECRET, url_override=data_server.url)
+    request = StockBarsRequest(
+        symbol_or_symbols=["AAPL", "MSFT"], timeframe=TimeFrame.Minute,
+        start=dt.datetime(2024, 3, 5, tzinfo=dt.UTC),
+    )  # fmt: skip
+    bars = client.get_stock_bars(request).data
+    assert [b.close for b in bars["MSFT"]] == [200.01, 200.02, 200.03]
+    assert bars["AAPL"][0].timestamp == dt.datetime(2024, 3, 5, 14, 30, tzinfo=dt.UTC)
+
+
+def test_trade_updates_malformed_requests_are_answered(data_server):
+    with tu_login(data_server) as ws:
+        ws.send(json.dumps({"action": "listen", "data": ["trade_updates"]}))
+        assert recv(ws)["data"]["error"] == "invalid syntax"
+        ws.send("not json")
+        assert recv(ws) == {"stream": "error", "data": {"code": 400, "message": "invalid syntax"}}
