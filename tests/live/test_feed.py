@@ -274,6 +274,16 @@ def test_gives_up_after_max_attempts():
         feed.wait_connected(5)
 
 
+def test_reconnects_by_itself_after_a_timed_outage(srv):
+    with feed_of(srv) as feed:
+        feed.wait_connected(5)
+        started = time.monotonic()
+        stream_hub(srv.app).drop("market_data", refuse_s=0.3)
+        while feed.stats.connections < 2 and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        assert feed.stats.connections == 2 and time.monotonic() - started >= 0.3
+
+
 def test_stop_joins_while_reconnecting(srv):
     feed = feed_of(srv).start()
     feed.wait_connected(5)
