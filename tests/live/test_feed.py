@@ -322,6 +322,28 @@ def test_trade_updates_events_and_reconnect_hook(srv):
         assert reconnects.get(timeout=5) == 1 and stream.connections == 2
 
 
+def test_a_failing_consumer_does_not_end_the_streams(srv, caplog):
+    def broken(event):
+        raise RuntimeError("consumer bug")
+
+    stream = TradeUpdatesStream(
+        srv.ws_url, key_id=KEY_ID, secret_key=SECRET, on_update=broken, options=FAST
+    )
+    with feed_of(srv, on_event=broken) as feed, stream:
+        feed.wait_connected(5)
+        stream.wait_connected(5)
+        advance(srv, 2)
+        body = {"symbol": "MSFT", "qty": "1", "side": "buy", "type": "market",
+                "time_in_force": "day"}  # fmt: skip
+        headers = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
+        requests.post(f"{srv.url}/v2/orders", json=body, headers=headers, timeout=5)
+        deadline = time.monotonic() + 5
+        while caplog.text.count("consumer bug") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert feed.connected and stream.connected and feed.stats.bars == 4
+        assert "on_update raised on new" in caplog.text
+
+
 def test_trade_updates_bad_keys(srv, caplog):
     caplog.set_level(logging.DEBUG)
     closed: queue.Queue = queue.Queue()

@@ -169,7 +169,10 @@ class TradeUpdatesStream:
             self.malformed += 1
             log.warning("trade updates: skipping a message: %s", e)
             return
-        self._on_update(update)
+        try:
+            self._on_update(update)
+        except Exception:  # a bug in the consumer must not end the stream
+            log.exception("trade updates: on_update raised on %s", update.event)
 
     def on_closed(self, error: BarlabError | None) -> None:
         if self._on_closed is not None:
