@@ -28,7 +28,7 @@ from barlab.errors import ConfigError, StrategyError
 from barlab.metrics import Metrics
 from barlab.research.objective import Objective, metrics_from_row, rank_value, resolve_objective
 from barlab.research.runs import data_info, save_run
-from barlab.strategy import Strategy
+from barlab.strategy import Strategy, _coerce
 
 PENALTY = 1e6
 """What scipy minimises for an infeasible point or an undefined objective (it minimises
@@ -227,7 +227,7 @@ def parse_bounds(
                 "options={...})"
             )
         if not isinstance(value, tuple | list):
-            fixed[key] = value
+            fixed[key] = _coerce(label, params[key], value)
             continue
         bound = _bound(label, key, params[key].type, value)
         if bound.lo == bound.hi:

@@ -305,8 +305,8 @@ def _fold_row(fold, bars, n_run, params, is_m, oos_m, fn, score) -> dict[str, An
         "degradation": oos_cmp - is_cmp,
         "efficiency": oos_cmp / is_cmp if is_cmp > 0 else math.nan,
     }  # fmt: skip
-    row.update({f"is_{k}": v for k, v in is_m.to_dict().items()})
-    row.update({f"oos_{k}": v for k, v in oos_m.to_dict().items()})
+    row.update({f"is_{k}": getattr(is_m, k) for k in METRIC_NAMES})
+    row.update({f"oos_{k}": getattr(oos_m, k) for k in METRIC_NAMES})
     return row
 
 
