@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from barlab.engine.risk import RiskRules
     from barlab.engine.sweep import sweep
     from barlab.metrics import Metrics
+    from barlab.research.optimize import optimize
+    from barlab.research.walkforward import walk_forward
     from barlab.result import Result, load_run
     from barlab.strategy import Signals, Strategy, load_strategy
 
@@ -41,6 +43,8 @@ _LAZY = {
     "Strategy": "barlab.strategy",
     "load_strategy": "barlab.strategy",
     "sweep": "barlab.engine.sweep",
+    "walk_forward": "barlab.research.walkforward",
+    "optimize": "barlab.research.optimize",
 }
 
 
@@ -78,7 +82,9 @@ __all__ = [
     "load_config",
     "load_run",
     "load_strategy",
+    "optimize",
     "sweep",
+    "walk_forward",
 ]
 
 
