@@ -190,7 +190,8 @@ def walk_forward(
     options : mapping, optional
         Backtest options (``{"commission_rate": 0.001}``), as in :func:`barlab.backtest`.
     start, end : date, optional
-        The calendar span windows are cut from (default: first and last session).
+        The calendar span windows are cut from (default: the first session; the last one and
+        the weekend after it).
     n_jobs : int, optional
         Workers of each sweep.
     on_fold : callable, optional
