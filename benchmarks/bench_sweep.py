@@ -50,11 +50,12 @@ def main() -> None:
     # where one combination's time goes: signals, the kernel, the metrics
     strategy = sma(fast=10, slow=50)
     opts = BacktestOptions.from_kwargs(**OPTIONS)
-    target = to_target(strategy.signals(bars), bars.close.shape)
+    signals = strategy.signals(bars)
+    target = to_target(signals, bars.close.shape)
     parts = {
         "signals": lambda: to_target(strategy.signals(bars), bars.close.shape),
         "simulate": lambda: simulate(bars, target, opts),
-        "simulate + compute_metrics": lambda: combo_metrics(strategy, bars, opts, target, "equal"),
+        "simulate + compute_metrics": lambda: combo_metrics(bars, signals, opts),
     }
     print("per combination: " + ", ".join(
         f"{name} {best_s(fn, 10) * 1e3:.1f} ms" for name, fn in parts.items()))  # fmt: skip

@@ -18,6 +18,11 @@ for a handful of symbols.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Real
 from typing import NamedTuple
 
@@ -33,7 +38,7 @@ _CANCELLED = 1e-6
 # -- kernels ----------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sma_columns_nb(x, window, out):
     # one column at a time, state in registers: fastest for a few symbols
     n, m = x.shape
@@ -56,7 +61,7 @@ def _sma_columns_nb(x, window, out):
             out[t, j] = total / window if seen >= window else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sma_rows_nb(x, window, out):
     # row by row (the arrays are C-contiguous), one ring buffer per column: for many symbols
     n, m = x.shape
@@ -80,7 +85,7 @@ def _sma_rows_nb(x, window, out):
             out[t, j] = total[j] / window if seen[j] >= window else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ema_nb(x, window, seed_at, out):
     """EMA with alpha 2/(window+1), first output at a column's ``seed_at``-th present value:
     the mean of the ``window`` values ending there (TA-Lib's seed)."""
@@ -109,7 +114,7 @@ def _ema_nb(x, window, seed_at, out):
             out[t, j] = state[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wma_nb(x, window, out):
     n, m = x.shape
     divisor = window * (window + 1) / 2.0
@@ -139,7 +144,7 @@ def _wma_nb(x, window, out):
             out[t, j] = weighted[j] / divisor if k + 1 >= window else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rsi_nb(x, window, out):
     n, m = x.shape
     prev = np.full(m, np.nan)
@@ -178,7 +183,7 @@ def _rsi_nb(x, window, out):
             out[t, j] = 100.0 * g / total if total > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _atr_nb(high, low, close, window, out):
     n, m = close.shape
     prev_close = np.full(m, np.nan)
@@ -211,7 +216,7 @@ def _atr_nb(high, low, close, window, out):
             out[t, j] = state[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _exact_moments_nb(buf, j, window):
     """Mean and sum of squared deviations of ``buf[:, j]``, two passes."""
     total = 0.0
@@ -225,7 +230,7 @@ def _exact_moments_nb(buf, j, window):
     return mean, m2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _moments_nb(x, window, ddof, mean_out, std_out):
     """Rolling mean and standard deviation (divisor ``window - ddof``).
 
@@ -283,7 +288,7 @@ def _moments_nb(x, window, ddof, mean_out, std_out):
                 std_out[t, j] = np.sqrt(max(m2[j], 0.0) / (window - ddof))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _zscore_nb(x, mean, std):
     """``(x - mean) / std`` into ``mean``; NaN where ``std`` is 0 or NaN."""
     n, m = x.shape
@@ -293,7 +298,7 @@ def _zscore_nb(x, mean, std):
             mean[t, j] = (x[t, j] - mean[t, j]) / s if s > 0.0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bands_nb(mid, std, upper, k):
     """``mid + k std`` into ``upper`` and ``mid - k std`` into ``std``."""
     n, m = mid.shape
@@ -304,7 +309,7 @@ def _bands_nb(mid, std, upper, k):
             std[t, j] = mid[t, j] - width
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rolling_extreme_nb(x, window, sign, out):
     """Rolling max (``sign`` 1.0) or min (-1.0) of the last ``window`` present values.
 
@@ -342,7 +347,7 @@ def _rolling_extreme_nb(x, window, sign, out):
                 pos[j] = p + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vwap_nb(price, volume, session, out):
     n, m = price.shape
     dollars = np.zeros(m)
@@ -362,7 +367,7 @@ def _vwap_nb(price, volume, session, out):
             out[t, j] = dollars[j] / shares[j] if shares[j] > 0.0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ffill_nb(x, out):
     n, m = x.shape
     last = np.full(m, np.nan)
@@ -413,12 +418,77 @@ def _arrays(fn: str, **named: object) -> list[np.ndarray]:
 
 
 def _run(kernel, inputs: list[np.ndarray], *scalars: object, n_out: int = 1) -> list[np.ndarray]:
-    """Call ``kernel(*inputs2d, *scalars, *outputs)``; outputs take the inputs' shape."""
-    shape = inputs[0].shape
-    two_d = [a if a.ndim == 2 else a[:, None] for a in inputs]
-    outs = [np.empty(two_d[0].shape) for _ in range(n_out)]
-    kernel(*two_d, *scalars, *outs)
-    return [o.reshape(shape) for o in outs]
+    """Call ``kernel(*inputs2d, *scalars, *outputs)``; outputs take the inputs' shape.
+
+    Inside :func:`shared_results`, the outputs for the same inputs (the same array objects,
+    e.g. ``bars.close``) and scalars are computed once and shared, read-only.
+    """
+
+    def compute() -> list[np.ndarray]:
+        shape = inputs[0].shape
+        two_d = [a if a.ndim == 2 else a[:, None] for a in inputs]
+        outs = [np.empty(two_d[0].shape) for _ in range(n_out)]
+        kernel(*two_d, *scalars, *outs)
+        return [o.reshape(shape) for o in outs]
+
+    cache = _SHARED.get()
+    if cache is None:
+        return compute()
+    return cache.get((kernel, *map(id, inputs), *scalars), inputs, compute)
+
+
+class SharedResults:
+    """Indicator outputs computed once and shared by every combination of a sweep.
+
+    Keyed by the kernel, the identity of its input arrays (kept alive by the entry, so an id
+    is never reused while cached) and its scalar arguments; the least recently used entries
+    go first once the outputs exceed ``max_bytes``. Thread-safe: two threads asking for the
+    same missing entry may both compute it, and one result is kept.
+    """
+
+    def __init__(self, max_bytes: float) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple, tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self, key: tuple, inputs: list[np.ndarray], compute: Callable[[], list[np.ndarray]]
+    ) -> list[np.ndarray]:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found[1]
+            self.misses += 1
+        outs = compute()
+        for o in outs:
+            o.flags.writeable = False  # shared: a strategy must not change them in place
+        size = sum(o.nbytes for o in outs)
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (list(inputs), outs)
+                self._bytes += size
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, (_, old) = self._entries.popitem(last=False)
+                self._bytes -= sum(o.nbytes for o in old)
+            return self._entries.get(key, (inputs, outs))[1]
+
+
+_SHARED: ContextVar[SharedResults | None] = ContextVar("barlab_shared_results", default=None)
+
+
+@contextmanager
+def shared_results(cache: SharedResults) -> Iterator[SharedResults]:
+    """Within the block (in this thread), indicators read and fill ``cache``."""
+    token = _SHARED.set(cache)
+    try:
+        yield cache
+    finally:
+        _SHARED.reset(token)
 
 
 # -- public -----------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from barlab import metrics_nb as nb
+
 __all__ = [
     "DrawdownPeriod",
     "Metrics",
@@ -81,23 +83,10 @@ def _check_periods_per_year(periods_per_year: float) -> float:
     return ppy
 
 
-def _valid(r: np.ndarray) -> np.ndarray:
-    return r[~np.isnan(r)]
-
-
 def _div(num: float, den: float) -> float:
     """IEEE division without warnings: x/0 -> ±inf, 0/0 -> NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.float64(num) / np.float64(den))
-
-
-def _std1(x: np.ndarray) -> float:
-    """Sample standard deviation (ddof=1) of NaN-free values; exactly 0 when all are equal."""
-    if x.size < 2:
-        return _NAN
-    if bool(np.all(x == x[0])):
-        return 0.0
-    return float(np.std(x, ddof=1))
 
 
 def _wealth(r: np.ndarray) -> np.ndarray:
@@ -124,10 +113,7 @@ def returns_from_equity(equity: np.ndarray, *, initial_cash: float) -> np.ndarra
     >>> returns_from_equity(np.array([101.0, 99.99]), initial_cash=100.0).round(4).tolist()
     [0.01, -0.01]
     """
-    eq = _as_1d(equity, "equity")
-    prev = np.concatenate(([float(initial_cash)], eq[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return eq / prev - 1.0
+    return nb.returns_nb(_as_1d(equity, "equity"), float(initial_cash))
 
 
 def total_return(returns: np.ndarray) -> float:
@@ -137,10 +123,7 @@ def total_return(returns: np.ndarray) -> float:
     Empty input: NaN. All-zero returns: 0.0.
     """
     r = _as_1d(returns, "returns")
-    if r.size == 0:
-        return _NAN
-    with np.errstate(over="ignore", invalid="ignore"):
-        return float(np.prod(1.0 + _valid(r)) - 1.0)
+    return float(nb.total_return_nb(nb.valid_nb(r), r.size))
 
 
 def cagr(returns: np.ndarray, *, periods_per_year: float) -> float:
@@ -153,12 +136,7 @@ def cagr(returns: np.ndarray, *, periods_per_year: float) -> float:
     """
     ppy = _check_periods_per_year(periods_per_year)
     r = _as_1d(returns, "returns")
-    if r.size == 0:
-        return _NAN
-    years = r.size / ppy
-    with np.errstate(over="ignore", invalid="ignore"):
-        ending = np.prod(1.0 + _valid(r))
-        return float(np.power(ending, 1.0 / years) - 1.0)
+    return float(nb.cagr_nb(nb.valid_nb(r), r.size, ppy))
 
 
 def annual_volatility(returns: np.ndarray, *, periods_per_year: float) -> float:
@@ -169,9 +147,7 @@ def annual_volatility(returns: np.ndarray, *, periods_per_year: float) -> float:
     """
     ppy = _check_periods_per_year(periods_per_year)
     r = _as_1d(returns, "returns")
-    if r.size < 2:
-        return _NAN
-    return _std1(_valid(r)) * math.sqrt(ppy)
+    return float(nb.annual_volatility_nb(nb.valid_nb(r), r.size, ppy))
 
 
 def sharpe(returns: np.ndarray, *, periods_per_year: float, risk_free: float = 0.0) -> float:
@@ -183,12 +159,7 @@ def sharpe(returns: np.ndarray, *, periods_per_year: float, risk_free: float = 0
     """
     ppy = _check_periods_per_year(periods_per_year)
     r = _as_1d(returns, "returns")
-    if r.size < 2:
-        return _NAN
-    adj = _valid(r) - risk_free
-    if adj.size == 0:
-        return _NAN
-    return _div(float(adj.mean()), _std1(adj)) * math.sqrt(ppy)
+    return float(nb.sharpe_nb(nb.valid_nb(r) - risk_free, r.size, ppy))
 
 
 def sortino(returns: np.ndarray, *, periods_per_year: float, required_return: float = 0.0) -> float:
@@ -202,13 +173,7 @@ def sortino(returns: np.ndarray, *, periods_per_year: float, required_return: fl
     """
     ppy = _check_periods_per_year(periods_per_year)
     r = _as_1d(returns, "returns")
-    if r.size < 2:
-        return _NAN
-    adj = _valid(r) - required_return
-    if adj.size == 0:
-        return _NAN
-    downside = math.sqrt(float(np.mean(np.square(np.minimum(adj, 0.0))))) * math.sqrt(ppy)
-    return _div(float(adj.mean()) * ppy, downside)
+    return float(nb.sortino_nb(nb.valid_nb(r) - required_return, r.size, ppy))
 
 
 def max_drawdown(returns: np.ndarray) -> float:
@@ -223,13 +188,7 @@ def max_drawdown(returns: np.ndarray) -> float:
     >>> round(max_drawdown(np.array([0.10, -0.10, 0.10])), 10)
     -0.1
     """
-    r = _as_1d(returns, "returns")
-    if r.size == 0:
-        return _NAN
-    wealth = _wealth(r)
-    peak = np.fmax.accumulate(wealth)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.nanmin((wealth - peak) / peak))
+    return float(nb.drawdown_nb(_as_1d(returns, "returns"))[0])
 
 
 def max_drawdown_duration(returns: np.ndarray) -> int:
@@ -241,16 +200,7 @@ def max_drawdown_duration(returns: np.ndarray) -> int:
     daily returns, 40 means eight trading weeks without a new high. Empty input or no losing
     period: 0. (empyrical has no such statistic.)
     """
-    r = _as_1d(returns, "returns")
-    if r.size == 0:
-        return 0
-    wealth = _wealth(r)
-    under = wealth < np.fmax.accumulate(wealth)
-    if not under.any():
-        return 0
-    edges = np.diff(np.concatenate(([0], under.view(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return int((ends - starts).max())
+    return int(nb.drawdown_nb(_as_1d(returns, "returns"))[1])
 
 
 def calmar(returns: np.ndarray, *, periods_per_year: float) -> float:
@@ -259,11 +209,9 @@ def calmar(returns: np.ndarray, *, periods_per_year: float) -> float:
     As empyrical ``calmar_ratio``: NaN when there is no drawdown (max drawdown >= 0 or NaN,
     e.g. empty or all-positive returns) and NaN instead of ``inf``.
     """
-    mdd = max_drawdown(returns)
-    if not mdd < 0:
-        return _NAN
-    value = cagr(returns, periods_per_year=periods_per_year) / abs(mdd)
-    return _NAN if math.isinf(value) else value
+    ppy = _check_periods_per_year(periods_per_year)
+    r = _as_1d(returns, "returns")
+    return float(nb.calmar_nb(nb.valid_nb(r), r.size, ppy, nb.drawdown_nb(r)[0]))
 
 
 def omega(
@@ -283,17 +231,15 @@ def omega(
     """
     ppy = _check_periods_per_year(periods_per_year)
     r = _as_1d(returns, "returns")
-    if r.size < 2:
+    if ppy != 1 and required_return <= -1:
         return _NAN
-    if ppy == 1:
-        threshold = required_return
-    elif required_return <= -1:
-        return _NAN
-    else:
-        threshold = (1.0 + required_return) ** (1.0 / ppy) - 1.0
-    x = _valid(r) - risk_free - threshold
-    gains, losses = float(x[x > 0].sum()), -float(x[x < 0].sum())
-    return gains / losses if losses > 0 else _NAN
+    threshold = _omega_threshold(required_return, ppy)
+    return float(nb.omega_nb(nb.valid_nb(r), r.size, risk_free, threshold))
+
+
+def _omega_threshold(required_return: float, ppy: float) -> float:
+    """An annual required return as a per-period threshold (as is when ``ppy == 1``)."""
+    return required_return if ppy == 1 else (1.0 + required_return) ** (1.0 / ppy) - 1.0
 
 
 def tail_ratio(returns: np.ndarray) -> float:
@@ -302,11 +248,10 @@ def tail_ratio(returns: np.ndarray) -> float:
     Linear-interpolated percentiles of non-NaN returns (empyrical ``tail_ratio``). Empty or
     all-NaN input: NaN; a 5th percentile of exactly 0: ``inf`` (NaN if both are 0).
     """
-    r = _valid(_as_1d(returns, "returns"))
-    if r.size == 0:
+    v = nb.valid_nb(_as_1d(returns, "returns"))
+    if v.size == 0:
         return _NAN
-    p95, p5 = np.percentile(r, [95.0, 5.0])
-    return _div(abs(p95), abs(p5))
+    return float(nb.tail_ratio_nb(nb.percentile_nb(v, 95.0), nb.percentile_nb(v, 5.0)))
 
 
 def value_at_risk(returns: np.ndarray, *, cutoff: float = 0.05) -> float:
@@ -318,10 +263,7 @@ def value_at_risk(returns: np.ndarray, *, cutoff: float = 0.05) -> float:
     """
     if not 0.0 <= cutoff <= 1.0:
         raise ValueError(f"cutoff must be a fraction in [0, 1] such as 0.05, got {cutoff!r}")
-    r = _valid(_as_1d(returns, "returns"))
-    if r.size == 0:
-        return _NAN
-    return float(np.percentile(r, 100.0 * cutoff))
+    return float(nb.percentile_nb(nb.valid_nb(_as_1d(returns, "returns")), 100.0 * cutoff))
 
 
 def stability(returns: np.ndarray) -> float:
@@ -333,20 +275,7 @@ def stability(returns: np.ndarray) -> float:
     non-zero returns: 1.0.
     """
     r = _as_1d(returns, "returns")
-    if r.size < 2:
-        return _NAN
-    v = _valid(r)
-    if v.size < 2:
-        return _NAN
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.cumsum(np.log1p(v))
-    # A flat curve is tested exactly: centring it would leave rounding noise, not zeros.
-    if not np.isfinite(y).all() or bool(np.all(y == y[0])):
-        return _NAN
-    x = np.arange(v.size, dtype=np.float64)
-    xc, yc = x - x.mean(), y - y.mean()
-    rho = float(xc @ yc) / math.sqrt(float(xc @ xc) * float(yc @ yc))
-    return min(rho * rho, 1.0)
+    return float(nb.stability_nb(nb.valid_nb(r), r.size))
 
 
 def win_rate(returns: np.ndarray) -> float:
@@ -355,11 +284,7 @@ def win_rate(returns: np.ndarray) -> float:
     Flat periods (no position, no move) are left out so idle time does not dilute the rate.
     Not in empyrical. No non-zero period (empty, all zero): NaN.
     """
-    r = _valid(_as_1d(returns, "returns"))
-    moved = r[r != 0]
-    if moved.size == 0:
-        return _NAN
-    return float(np.count_nonzero(moved > 0) / moved.size)
+    return float(nb.win_rate_nb(nb.valid_nb(_as_1d(returns, "returns"))))
 
 
 def profit_factor(returns: np.ndarray) -> float:
@@ -368,21 +293,18 @@ def profit_factor(returns: np.ndarray) -> float:
     1.2 means gains outweigh losses by 20 %. Not in empyrical. Empty: NaN; no losing period:
     ``inf`` (NaN if there is no winning period either).
     """
-    r = _valid(_as_1d(returns, "returns"))
-    if r.size == 0:
-        return _NAN
-    return _div(float(r[r > 0].sum()), abs(float(r[r < 0].sum())))
+    return float(nb.profit_factor_nb(nb.valid_nb(_as_1d(returns, "returns"))))
 
 
 def best_period(returns: np.ndarray) -> float:
     """Largest single-period return, a fraction (0.031 = +3.1 %). Empty or all-NaN: NaN."""
-    r = _valid(_as_1d(returns, "returns"))
+    r = nb.valid_nb(_as_1d(returns, "returns"))
     return float(r.max()) if r.size else _NAN
 
 
 def worst_period(returns: np.ndarray) -> float:
     """Smallest single-period return, a fraction (-0.042 = -4.2 %). Empty or all-NaN: NaN."""
-    r = _valid(_as_1d(returns, "returns"))
+    r = nb.valid_nb(_as_1d(returns, "returns"))
     return float(r.min()) if r.size else _NAN
 
 
@@ -745,25 +667,12 @@ def compute_metrics(
             f"position_mask must have one entry per equity bar ({eq.size}), "
             f"got shape {np.shape(position_mask)}"
         )
-    r = returns_from_equity(eq, initial_cash=initial_cash)
+    summary = nb.summary_nb(eq, float(initial_cash), ppy, _omega_threshold(0.0, ppy))
+    returns = dict(zip(nb.SUMMARY_FIELDS, summary.tolist(), strict=True))
+    returns["max_drawdown_duration"] = int(returns["max_drawdown_duration"])
     trades = trade_stats(trade_pnl)
     return Metrics(
-        total_return=total_return(r),
-        cagr=cagr(r, periods_per_year=ppy),
-        annual_volatility=annual_volatility(r, periods_per_year=ppy),
-        sharpe=sharpe(r, periods_per_year=ppy),
-        sortino=sortino(r, periods_per_year=ppy),
-        calmar=calmar(r, periods_per_year=ppy),
-        max_drawdown=max_drawdown(r),
-        max_drawdown_duration=max_drawdown_duration(r),
-        omega=omega(r, periods_per_year=ppy),
-        tail_ratio=tail_ratio(r),
-        value_at_risk=value_at_risk(r),
-        stability=stability(r),
-        win_rate=win_rate(r),
-        profit_factor=profit_factor(r),
-        best_period=best_period(r),
-        worst_period=worst_period(r),
+        **returns,
         n_trades=trades.count,
         trade_win_rate=trades.win_rate,
         avg_trade=trades.avg_trade,

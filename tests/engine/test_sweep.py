@@ -13,7 +13,8 @@ import barlab
 from barlab.engine import sweep as sweep_mod
 from barlab.engine.sweep import METRIC_NAMES, compile_where, plan, sweep
 from barlab.errors import ConfigError, StrategyError
-from barlab.strategy import load_strategy
+from barlab.indicators import sma
+from barlab.strategy import Signals, Strategy, load_strategy
 from tests.conftest import make_bars
 
 SMA = load_strategy("sma_crossover")
@@ -98,7 +99,7 @@ def test_bad_grids_fail_before_any_work(bars, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("no backtest should run")
 
-    monkeypatch.setattr(sweep_mod, "_run_chunk", boom)
+    monkeypatch.setattr(sweep_mod._Job, "run", boom)
     with pytest.raises(StrategyError, match="leaves none of the 4"):
         sweep(SMA, bars, fast=[30, 40], slow=[10, 20], where="fast < slow")
     with pytest.raises(StrategyError, match=r"no parameter 'fats'.*fast, slow, allow_short"):
@@ -115,23 +116,70 @@ def test_bad_grids_fail_before_any_work(bars, monkeypatch):
         sweep(SMA, bars, fast=[3], slow=[10], comission_rate=0.001)
 
 
-def test_memory_chunking_gives_the_same_table(bars, monkeypatch):
+class DipBuyer(Strategy):
+    """Limit orders below the close, day orders: the sweep must pass them like backtest()."""
+
+    name = "dip_buyer"
+    window: int = 10
+    dip: float = 0.002
+
+    def signals(self, bars):
+        avg = sma(bars.close, self.window)
+        target = np.where(bars.close < avg, 1.0, np.where(bars.close > avg, 0.0, np.nan))
+        limit = np.where(target == 1.0, bars.close * (1 - self.dip), np.nan)
+        return Signals(target=target, limit_price=limit, time_in_force="day")
+
+
+def test_rows_with_limit_orders_equal_a_full_backtest(bars):
+    result = sweep(DipBuyer, bars, window=[5, 20], dip=[0.0, 0.003], **OPTIONS)
+    for row in result.table.iter_rows(named=True):
+        params = {"window": row["window"], "dip": row["dip"]}
+        full = barlab.backtest(DipBuyer(**params), bars, **OPTIONS).metrics
+        for name in METRIC_NAMES:
+            assert _same(row[name], getattr(full, name)), (params, name)
+
+
+def test_a_tight_memory_budget_gives_the_same_table(bars, monkeypatch):
     grid = {"fast": [3, 5, 8], "slow": [10, 20, 30]}
-    whole = sweep(SMA, bars, n_jobs=1, **grid, **OPTIONS)
-    seen: list[int] = []
-    run_chunk = sweep_mod._run_chunk
-
-    def spy(cls, b, opts, chunk):
-        seen.append(len(chunk))
-        return run_chunk(cls, b, opts, chunk)
-
-    monkeypatch.setattr(sweep_mod, "_run_chunk", spy)
-    # one combination's signals are 2 x 8 x 2,400 bytes: a 0.05 MB budget over 2 workers fits 1
-    tiny = sweep(SMA, bars, n_jobs=2, max_memory_mb=0.05, **grid, **OPTIONS)
-    assert tiny.chunk_size == 1 and seen == [1] * 9
+    whole = sweep(SMA, bars, n_jobs=2, **grid, **OPTIONS)
+    # one combination in flight is 4 x 8 x 2,400 bytes (~0.07 MB): 0.1 MB fits one worker and
+    # next to no room for shared indicators, which are then computed again
+    assert sweep_mod.memory_plan(bars, 0.1, 2)[0] == 1
+    assert sweep_mod.memory_plan(bars, 512, 2) == (2, pytest.approx(512 - 2 * 0.0732, abs=1e-3))
+    tiny = sweep(SMA, bars, n_jobs=2, max_memory_mb=0.1, **grid, **OPTIONS)
+    assert tiny.n_jobs == 1
     assert tiny.table.equals(whole.table)
-    assert sweep_mod.chunk_size(bars, 0.05, 2) == 1
-    assert sweep_mod.chunk_size(bars, 512, 2) > 1000
+
+
+def test_indicators_are_computed_once_per_window(bars, monkeypatch):
+    caches: list = []
+    real_of = sweep_mod._Job.of.__func__
+
+    def spy(cls, *args):
+        job = real_of(cls, *args)
+        caches.append(job.shared)
+        return job
+
+    monkeypatch.setattr(sweep_mod._Job, "of", classmethod(spy))
+    sweep(SMA, bars, n_jobs=1, fast=[3, 5, 8], slow=[10, 20, 30], **OPTIONS)
+    (shared,) = caches
+    assert shared.misses == 6  # 3 fast + 3 slow windows, for 9 combinations
+    assert shared.hits == 2 * 9 - 6
+
+
+def test_a_strategy_writing_into_a_shared_indicator_is_told_to_copy(bars):
+    class Mutating(Strategy):
+        name = "mutating"
+        window: int = 5
+
+        def signals(self, bars):
+            avg = sma(bars.close, self.window)
+            avg[:10] = np.nan  # in place: would corrupt the other combinations
+            return Signals(target=np.where(bars.close > avg, 1.0, np.nan))
+
+    with pytest.raises(StrategyError, match=r"copy before changing one"):
+        sweep(Mutating, bars, window=[5, 6])
+    assert barlab.backtest(Mutating(window=5), bars).metrics.n_trades >= 0  # alone: fine
 
 
 def test_no_per_combination_arrays_are_kept(bars):

@@ -164,6 +164,44 @@ class Simulation:
     trades_f: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What the kernel needs besides the instructions: the bars, sessions, costs, risk rules
+    and exits, as kernel arguments. Built once per (bars, options); a sweep reuses it."""
+
+    bars: Bars
+    market: tuple
+    sessions: np.ndarray
+    rules: tuple
+
+    @classmethod
+    def of(cls, bars: Bars, options: BacktestOptions) -> Account:
+        c = options.costs
+        inf = np.inf
+        rules = (
+            float(options.cash),
+            float(options.size_pct),
+            c.commission_rate,
+            c.commission_per_share,
+            c.commission_per_order,
+            c.commission_min,
+            inf if c.commission_max is None else float(c.commission_max),
+            c.slippage_bps,
+            c.price_impact,
+            inf if c.max_participation is None else float(c.max_participation),
+            bars.volume,
+            bool(options.fractional),
+            bool(options.allow_short),
+            *options.risk.kernel_args(bars.symbols),
+            inf if options.stop_loss is None else float(options.stop_loss),
+            inf if options.take_profit is None else float(options.take_profit),
+            inf if options.trailing_stop is None else float(options.trailing_stop),
+            options.fill_policy == "optimistic",
+        )
+        market = (bars.open, bars.high, bars.low, bars.close)
+        return cls(bars=bars, market=market, sessions=session_ids(bars.ts_ns), rules=rules)
+
+
 def simulate(
     bars: Bars,
     target: np.ndarray,
@@ -173,47 +211,28 @@ def simulate(
     limit_price: np.ndarray | None = None,
     stop_price: np.ndarray | None = None,
     time_in_force: str = "gtc",
+    account: Account | None = None,
 ) -> Simulation:
     """Run the kernel over ``bars`` with the ``target`` instructions, sized as ``size_type``
-    says, as limit/stop orders where prices are given (see :class:`barlab.strategy.Signals`)."""
+    says, as limit/stop orders where prices are given (see :class:`barlab.strategy.Signals`).
+    ``account`` (``Account.of(bars, options)``) saves rebuilding the arguments each call."""
     n, m = bars.close.shape
+    acct = Account.of(bars, options) if account is None else account
     # every instruction makes at most one order and each entry at most one attached exit, but
     # partial fills can make more: then the kernel says so and runs again with a bigger log
     capacity = 2 * int(np.count_nonzero(~np.isnan(target))) + 1
     equity = np.empty(n)
     cash = np.empty(n)
     positions = np.empty((n, m))
-    c = options.costs
-    inf = np.inf
     args = (
-        bars.open,
-        bars.high,
-        bars.low,
-        bars.close,
+        *acct.market,
         target,
         _prices(limit_price, target.shape),
         _prices(stop_price, target.shape),
         time_in_force == "day",
-        session_ids(bars.ts_ns),
+        acct.sessions,
         SIZE_TYPES.index(size_type),
-        float(options.cash),
-        float(options.size_pct),
-        c.commission_rate,
-        c.commission_per_share,
-        c.commission_per_order,
-        c.commission_min,
-        inf if c.commission_max is None else float(c.commission_max),
-        c.slippage_bps,
-        c.price_impact,
-        inf if c.max_participation is None else float(c.max_participation),
-        bars.volume,
-        bool(options.fractional),
-        bool(options.allow_short),
-        *options.risk.kernel_args(bars.symbols),
-        inf if options.stop_loss is None else float(options.stop_loss),
-        inf if options.take_profit is None else float(options.take_profit),
-        inf if options.trailing_stop is None else float(options.trailing_stop),
-        options.fill_policy == "optimistic",
+        *acct.rules,
     )
     while True:
         orders_i = np.zeros((capacity, 7), dtype=np.int64)

@@ -74,7 +74,7 @@ KIND_STOP = 5
 KIND_STOP_LIMIT = 6
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def signals_to_target_nb(entries, exits, short_entries, short_exits, out):
     """Turn entry/exit booleans into targets (+1, -1, 0; NaN where nothing changes).
 
@@ -316,7 +316,7 @@ def _exit_price_nb(pos, open_, high, low, entry, best, sl, tp, trail, optimistic
     return 0, 0.0, False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def simulate_nb(
     open_,
     high,

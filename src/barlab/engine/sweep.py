@@ -5,9 +5,10 @@ Every combination of parameters is backtested through the same engine as :func:`
 are kept (computed by :func:`barlab.metrics.compute_metrics` exactly as a Result computes
 them), so a row of the sweep equals ``backtest(strategy_cls(**params), bars, **options)``.
 
-Combinations run in chunks: a chunk's signal arrays stay under ``max_memory_mb`` (split
-across the workers), and the chunks are spread over a thread pool. No equity curve and no
-(bars x combinations) array is ever kept.
+Chunks of combinations are spread over worker threads (the kernels release the GIL); each
+worker holds one combination's arrays at a time, and indicator outputs are computed once per
+distinct window and shared by all combinations (:class:`barlab.indicators.SharedResults`),
+all within ``max_memory_mb``. No equity curve and no (bars x combinations) array is kept.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ import numpy as np
 import polars as pl
 
 from barlab.bars import Bars
-from barlab.engine.backtest import BacktestOptions, backtest, simulate, to_target
+from barlab.engine.backtest import Account, BacktestOptions, backtest, simulate, to_target
 from barlab.errors import ConfigError, StrategyError
+from barlab.indicators import SharedResults, shared_results
 from barlab.metrics import Metrics, compute_metrics
 from barlab.strategy import Param, Signals, Strategy, _coerce
 
@@ -192,10 +194,14 @@ def plan(
 
 
 def combo_metrics(
-    strategy: Strategy, bars: Bars, options: BacktestOptions, target: np.ndarray, size_type: str
+    bars: Bars, signals: Signals, options: BacktestOptions, *, account: Account | None = None
 ) -> Metrics:
     """One combination's metrics, computed exactly as :class:`barlab.Result` computes them."""
-    sim = simulate(bars, target, options, size_type=size_type)
+    sim = simulate(
+        bars, to_target(signals, bars.close.shape), options, size_type=signals.size_type,
+        limit_price=signals.limit_price, stop_price=signals.stop_price,
+        time_in_force=signals.time_in_force, account=account,
+    )  # fmt: skip
     return compute_metrics(
         sim.equity,
         periods_per_year=bars.periods_per_year,
@@ -206,35 +212,52 @@ def combo_metrics(
     )
 
 
-def _signals(strategy: Strategy, bars: Bars) -> tuple[np.ndarray, str]:
-    signals = strategy.signals(bars)
+def _signals(strategy: Strategy, bars: Bars) -> Signals:
+    try:
+        signals = strategy.signals(bars)
+    except ValueError as e:
+        if "read-only" not in str(e):
+            raise
+        raise StrategyError(
+            f"{strategy.label()}.signals() writes into an indicator's output; in a sweep "
+            "indicators are computed once and shared by every combination, so copy before "
+            "changing one (e.g. x = sma(bars.close, 20).copy())"
+        ) from e
     if not isinstance(signals, Signals):
         raise StrategyError(
             f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
         )
-    return to_target(signals, bars.close.shape), signals.size_type
+    return signals
 
 
-def _run_chunk(
-    strategy_cls: type[Strategy],
-    bars: Bars,
-    options: BacktestOptions,
-    chunk: list[dict[str, Any]],
-) -> list[Metrics]:
-    # the chunk's signals first (bounded by the memory budget), then one simulation each
-    strategies = [strategy_cls(**combo) for combo in chunk]
-    targets = [_signals(s, bars) for s in strategies]
-    out = []
-    for k, strategy in enumerate(strategies):
-        target, size_type = targets[k]
-        targets[k] = None  # type: ignore[call-overload]  # free as we go
-        out.append(combo_metrics(strategy, bars, options, target, size_type))
-    return out
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What every chunk of one sweep shares: the strategy, the bars, the account and the
+    indicator outputs computed so far."""
+
+    strategy_cls: type[Strategy]
+    bars: Bars
+    options: BacktestOptions
+    account: Account
+    shared: SharedResults
+
+    @classmethod
+    def of(cls, strategy_cls, bars, options, shared_mb: float) -> _Job:
+        return cls(strategy_cls, bars, options, Account.of(bars, options),
+                   SharedResults(max_bytes=shared_mb * 2**20))  # fmt: skip
+
+    def run(self, chunk: list[dict[str, Any]]) -> list[Metrics]:
+        out = []
+        with shared_results(self.shared):
+            for combo in chunk:
+                signals = _signals(self.strategy_cls(**combo), self.bars)
+                out.append(combo_metrics(self.bars, signals, self.options, account=self.account))
+        return out
 
 
 # -- worker processes: the data shipped once per worker, chunks of combinations as tasks ----
 
-_WORKER: tuple[type[Strategy], Bars, BacktestOptions] | None = None
+_WORKER: _Job | None = None
 
 
 def _strategy_ref(cls: type[Strategy]) -> tuple[str, Any]:
@@ -267,14 +290,16 @@ def _load_ref(ref: tuple[str, Any]) -> type[Strategy]:
     return cls
 
 
-def _init_worker(ref: tuple[str, Any], bars: Bars, options: BacktestOptions) -> None:
+def _init_worker(
+    ref: tuple[str, Any], bars: Bars, options: BacktestOptions, shared_mb: float
+) -> None:
     global _WORKER
-    _WORKER = (_load_ref(ref), bars, options)
+    _WORKER = _Job.of(_load_ref(ref), bars, options, shared_mb)
 
 
 def _worker_chunk(chunk: list[dict[str, Any]]) -> list[Metrics]:
     assert _WORKER is not None
-    return _run_chunk(*_WORKER, chunk)
+    return _WORKER.run(chunk)
 
 
 _THREAD_VARS = (
@@ -299,14 +324,18 @@ def _one_thread_each():
                 os.environ[k] = v
 
 
-def chunk_size(bars: Bars, max_memory_mb: float, n_workers: int) -> int:
-    """Combinations per chunk so that all workers' signal arrays fit ``max_memory_mb``.
+def working_set_mb(bars: Bars) -> float:
+    """Memory one worker holds while it backtests one combination, MB: the target, positions
+    and the strategy's intermediate arrays (about four float64 arrays of bars x symbols)."""
+    return 4 * 8 * max(1, bars.close.size) / 2**20
 
-    A combination holds its target array (float64, bars x symbols) and, while the strategy
-    computes it, about as much again in intermediate arrays.
-    """
-    per_combo = 2 * 8 * max(1, bars.close.size)
-    return max(1, int(max_memory_mb * 2**20 // (per_combo * max(1, n_workers))))
+
+def memory_plan(bars: Bars, max_memory_mb: float, n_jobs: int) -> tuple[int, float]:
+    """(workers, MB for shared indicator outputs) within ``max_memory_mb``: each worker holds
+    one combination at a time; what is left keeps indicators computed once for all."""
+    per_worker = working_set_mb(bars)
+    workers = max(1, min(n_jobs, int(max_memory_mb // per_worker)))
+    return workers, max(0.0, max_memory_mb - workers * per_worker)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -444,13 +473,15 @@ def sweep(
         A constraint on the params dict (all the strategy's parameters, defaults filled in),
         e.g. ``lambda p: p["fast"] < p["slow"]`` or ``"fast < slow"``.
     max_memory_mb : float, optional
-        Budget for the signal arrays held at once (default 512).
+        Budget for the arrays held at once (default 512): each worker's one combination in
+        flight, and indicator outputs shared by all combinations (an SMA of a given window
+        is computed once). A small budget means fewer workers, then recomputed indicators.
     n_jobs : int, optional
         Workers (default: the number of CPUs).
     executor : str
-        ``"thread"`` (default; the numba kernel holds the GIL, so threads overlap only the
-        numpy parts) or ``"process"`` (spawned worker processes, the bars shipped once to each;
-        pays a start-up of a second or two per worker).
+        ``"thread"`` (default; the kernels release the GIL, so threads use every core and
+        share the bars and the indicators) or ``"process"`` (spawned worker processes, the
+        bars shipped once to each; pays a start-up of a second or two per worker).
     options : mapping, optional
         Backtest options given as a dict; needed for an option named like a strategy
         parameter (``options={"allow_short": False}`` next to the strategy's ``allow_short``).
@@ -485,24 +516,26 @@ def sweep(
     if executor not in ("thread", "process"):
         raise ConfigError(f"executor must be thread or process, got {executor!r}")
     combos = the_plan.combos
-    size = chunk_size(bars, budget, jobs)
-    # many small chunks balance the workers; never more than the budget allows
-    size = max(1, min(size, math.ceil(len(combos) / (4 * jobs))))
+    jobs, shared_mb = memory_plan(bars, budget, jobs)
+    # many small chunks balance the workers; a chunk is a unit of work, not of memory
+    size = max(1, math.ceil(len(combos) / (8 * jobs)))
     chunks = [combos[i : i + size] for i in range(0, len(combos), size)]
     if jobs == 1 or len(chunks) == 1:
-        metrics = [m for c in chunks for m in _run_chunk(strategy_cls, bars, opts, c)]
+        job = _Job.of(strategy_cls, bars, opts, shared_mb)
+        metrics = [m for c in chunks for m in job.run(c)]
     elif executor == "process":
         import multiprocessing
 
+        ref = _strategy_ref(strategy_cls)
         with _one_thread_each(), ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(_strategy_ref(strategy_cls), bars, opts),
+            initializer=_init_worker, initargs=(ref, bars, opts, shared_mb / jobs),
         ) as pool:  # fmt: skip
             metrics = [m for part in pool.map(_worker_chunk, chunks) for m in part]
-    else:
+    else:  # the kernels release the GIL: threads share the bars and the indicators
+        job = _Job.of(strategy_cls, bars, opts, shared_mb)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="barlab-sweep") as pool:
-            parts = pool.map(lambda c: _run_chunk(strategy_cls, bars, opts, c), chunks)
-            metrics = [m for part in parts for m in part]
+            metrics = [m for part in pool.map(job.run, chunks) for m in part]
     table = _table(strategy_cls, the_plan.grid, combos, metrics)
     result = SweepResult(
         table=table, strategy_cls=strategy_cls, bars=bars, options=dict(options),

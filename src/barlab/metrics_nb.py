@@ -1,0 +1,329 @@
+"""The return statistics as numba kernels: their one definition.
+
+:mod:`barlab.metrics` documents each statistic and wraps these kernels for one series;
+:func:`summary_nb` computes them all for one equity curve in a few passes, without the GIL,
+for :func:`barlab.metrics.compute_metrics` (a backtest) and for every combination of a sweep.
+
+Conventions (see :mod:`barlab.metrics`): ``v`` is the returns with NaN dropped, ``n_all`` the
+length before dropping (annualisation and the "too short" checks count NaNs); ratios follow
+IEEE division (``error_model="numpy"``: x/0 is ±inf, 0/0 is NaN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_NB = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# the order of summary_nb's output; compute_metrics maps it onto Metrics fields
+SUMMARY_FIELDS = (
+    "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar",
+    "max_drawdown", "max_drawdown_duration", "omega", "tail_ratio", "value_at_risk",
+    "stability", "win_rate", "profit_factor", "best_period", "worst_period",
+)  # fmt: skip
+
+
+@njit(**_NB)
+def valid_nb(r):
+    """The non-NaN values of ``r``, in order (a new array)."""
+    out = np.empty(r.size)
+    k = 0
+    for x in r:
+        if not math.isnan(x):
+            out[k] = x
+            k += 1
+    return out[:k]
+
+
+@njit(**_NB)
+def returns_nb(equity, initial_cash):
+    """``r[0] = equity[0] / initial_cash - 1``, ``r[i] = equity[i] / equity[i-1] - 1``."""
+    out = np.empty(equity.size)
+    prev = initial_cash
+    for i in range(equity.size):
+        out[i] = equity[i] / prev - 1.0
+        prev = equity[i]
+    return out
+
+
+@njit(**_NB)
+def _mean(v):
+    return np.sum(v) / v.size
+
+
+@njit(**_NB)
+def std1_nb(v):
+    """Sample standard deviation (ddof=1); exactly 0 when all values are equal."""
+    if v.size < 2:
+        return np.nan
+    same = True
+    for x in v:
+        if x != v[0]:
+            same = False
+            break
+    if same:
+        return 0.0
+    m = _mean(v)
+    return math.sqrt(np.sum((v - m) ** 2) / (v.size - 1))
+
+
+@njit(**_NB)
+def growth_nb(v):
+    """``prod(1 + v)``: the growth of 1 over the (NaN-free) returns."""
+    g = 1.0
+    for x in v:
+        g *= 1.0 + x
+    return g
+
+
+@njit(**_NB)
+def total_return_nb(v, n_all):
+    return np.nan if n_all == 0 else growth_nb(v) - 1.0
+
+
+@njit(**_NB)
+def cagr_nb(v, n_all, ppy):
+    if n_all == 0:
+        return np.nan
+    return growth_nb(v) ** (1.0 / (n_all / ppy)) - 1.0
+
+
+@njit(**_NB)
+def annual_volatility_nb(v, n_all, ppy):
+    return np.nan if n_all < 2 else std1_nb(v) * math.sqrt(ppy)
+
+
+@njit(**_NB)
+def sharpe_nb(adj, n_all, ppy):
+    """``adj`` = returns minus the risk-free rate per period, NaN dropped."""
+    if n_all < 2 or adj.size == 0:
+        return np.nan
+    return _mean(adj) / std1_nb(adj) * math.sqrt(ppy)
+
+
+@njit(**_NB)
+def sortino_nb(adj, n_all, ppy):
+    """``adj`` = returns minus the required return per period, NaN dropped."""
+    if n_all < 2 or adj.size == 0:
+        return np.nan
+    down = 0.0
+    for x in adj:
+        if x < 0.0:
+            down += x * x
+    downside = math.sqrt(down / adj.size) * math.sqrt(ppy)
+    return _mean(adj) * ppy / downside
+
+
+@njit(**_NB)
+def drawdown_nb(r):
+    """(max drawdown, longest run under water) of wealth compounded from ``r`` (NaN as 0 %),
+    starting at 1 before the first period; a NaN wealth (overflow) never becomes the peak."""
+    if r.size == 0:
+        return np.nan, 0
+    wealth = 1.0
+    peak = 1.0
+    worst = 0.0
+    run = 0
+    longest = 0
+    for x in r:
+        if not math.isnan(x):
+            wealth *= 1.0 + x
+        if wealth > peak:
+            peak = wealth
+        dd = (wealth - peak) / peak
+        if dd < worst:
+            worst = dd
+        if wealth < peak:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return worst, longest
+
+
+@njit(**_NB)
+def calmar_nb(v, n_all, ppy, mdd):
+    if not mdd < 0:
+        return np.nan
+    value = cagr_nb(v, n_all, ppy) / abs(mdd)
+    return np.nan if math.isinf(value) else value
+
+
+@njit(**_NB)
+def omega_nb(v, n_all, risk_free, threshold):
+    """Both per period."""
+    if n_all < 2:
+        return np.nan
+    gains = 0.0
+    losses = 0.0
+    for x in v:  # branch-free: signs of returns are a coin flip to the branch predictor
+        d = x - risk_free - threshold
+        gains += max(d, 0.0)
+        losses -= min(d, 0.0)
+    return gains / losses if losses > 0 else np.nan
+
+
+@njit(**_NB)
+def _select_nb(a, k):
+    """Reorder ``a`` in place so ``a[k]`` is its k-th smallest value; everything before is <=
+    and everything after >= it. Quickselect with a three-way partition, so runs of equal
+    values (the zero returns of flat periods) cost one pass, not a quadratic walk."""
+    lo, hi = 0, a.size - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))  # the median of three
+        lt, i, gt = lo, lo, hi
+        while i <= gt:
+            if a[i] < pivot:
+                a[lt], a[i] = a[i], a[lt]
+                lt += 1
+                i += 1
+            elif a[i] > pivot:
+                a[gt], a[i] = a[i], a[gt]
+                gt -= 1
+            else:
+                i += 1
+        if k < lt:
+            hi = lt - 1
+        elif k > gt:
+            lo = gt + 1
+        else:
+            return
+
+
+@njit(**_NB)
+def _order_stats_nb(v, lo):
+    """``(a[lo], a[lo + 1])`` of ``a = sorted(v)`` (the second is NaN past the end).
+
+    A strided sample brackets rank ``lo`` between two values; one branch-free pass counts
+    what lies below the bracket and gathers what lies in it (a few percent of ``v``), and
+    quickselect finishes in that small window. When the sample misses (rare, tiny inputs),
+    quickselect runs over a copy of everything.
+    """
+    n = v.size
+    m = 4096
+    if n > 4 * m:
+        sample = np.sort(v[:: n // m])
+        size = sample.size
+        at = lo * size // n
+        margin = 4 * int(math.sqrt(size))
+        low = sample[max(0, at - margin)]
+        high = sample[min(size - 1, at + margin)]
+        window = np.empty(n)
+        below = 0
+        k = 0
+        for x in v:
+            below += x < low
+            window[k] = x
+            k += (x >= low) & (x <= high)
+        if below <= lo and lo + 1 < below + k:
+            w = window[:k]
+            _select_nb(w, lo - below)
+            _select_nb(w[lo - below + 1 :], 0)
+            return w[lo - below], w[lo - below + 1]
+    a = v.copy()
+    _select_nb(a, lo)
+    if lo + 1 >= n:
+        return a[lo], np.nan
+    _select_nb(a[lo + 1 :], 0)
+    return a[lo], a[lo + 1]
+
+
+@njit(**_NB)
+def percentile_nb(v, q):
+    """``np.percentile(v, q)`` (linear interpolation) of NaN-free ``v``, by selection."""
+    n = v.size
+    if n == 0:
+        return np.nan
+    pos = q / 100.0 * (n - 1)
+    lo = math.floor(pos)
+    t = pos - lo
+    below, above = _order_stats_nb(v, lo)
+    if t == 0.0 or lo + 1 >= n:
+        return below
+    diff = above - below
+    # numpy's lerp: exact at both ends
+    return above - diff * (1.0 - t) if t >= 0.5 else below + diff * t
+
+
+@njit(**_NB)
+def tail_ratio_nb(p95, p5):
+    return abs(p95) / abs(p5)
+
+
+@njit(**_NB)
+def stability_nb(v, n_all):
+    """R² of a least-squares line through ``cumsum(log1p(v))``."""
+    if n_all < 2 or v.size < 2:
+        return np.nan
+    y = np.empty(v.size)
+    total = 0.0
+    flat = True
+    for k in range(v.size):
+        if v[k] != 0.0:  # log1p(0) is 0: flat periods cost nothing
+            total += math.log1p(v[k])
+        y[k] = total
+        if not math.isfinite(total):
+            return np.nan
+        flat = flat and total == y[0]
+    if flat:
+        return np.nan
+    x = np.arange(v.size).astype(np.float64)
+    xc = x - _mean(x)
+    yc = y - _mean(y)
+    rho = np.sum(xc * yc) / math.sqrt(np.sum(xc * xc) * np.sum(yc * yc))
+    return min(rho * rho, 1.0)
+
+
+@njit(**_NB)
+def win_rate_nb(v):
+    moved = 0
+    won = 0
+    for x in v:  # branch-free, as in omega_nb
+        moved += x != 0.0
+        won += x > 0.0
+    return np.nan if moved == 0 else won / moved
+
+
+@njit(**_NB)
+def profit_factor_nb(v):
+    if v.size == 0:
+        return np.nan
+    gains = 0.0
+    losses = 0.0
+    for x in v:
+        gains += max(x, 0.0)
+        losses += min(x, 0.0)
+    return gains / abs(losses)
+
+
+@njit(**_NB)
+def summary_nb(equity, initial_cash, ppy, omega_threshold):
+    """Every return statistic of one equity curve, in :data:`SUMMARY_FIELDS` order."""
+    r = returns_nb(equity, initial_cash)
+    v = valid_nb(r)
+    n = r.size
+    out = np.empty(len(SUMMARY_FIELDS))
+    mdd, duration = drawdown_nb(r)
+    p5 = percentile_nb(v, 5.0)
+    out[0] = total_return_nb(v, n)
+    out[1] = cagr_nb(v, n, ppy)
+    out[2] = annual_volatility_nb(v, n, ppy)
+    out[3] = sharpe_nb(v, n, ppy)
+    out[4] = sortino_nb(v, n, ppy)
+    out[5] = calmar_nb(v, n, ppy, mdd)
+    out[6] = mdd
+    out[7] = duration
+    out[8] = omega_nb(v, n, 0.0, omega_threshold)
+    out[9] = tail_ratio_nb(percentile_nb(v, 95.0), p5) if v.size else np.nan
+    out[10] = p5
+    out[11] = stability_nb(v, n)
+    out[12] = win_rate_nb(v)
+    out[13] = profit_factor_nb(v)
+    out[14] = np.max(v) if v.size else np.nan
+    out[15] = np.min(v) if v.size else np.nan
+    return out
