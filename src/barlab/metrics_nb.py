@@ -50,71 +50,105 @@ def returns_nb(equity, initial_cash):
 
 
 @njit(**_NB)
-def _mean(v):
-    return np.sum(v) / v.size
+def moments_nb(v):
+    """One pass over NaN-free returns, then one for the deviations: ``(n, mean, ss, growth,
+    down_ss, gains, losses, wins, moved, high, low)`` where ``ss`` is the sum of squared
+    deviations from the mean, ``growth`` is ``prod(1 + v)``, ``down_ss`` the sum of squared
+    negative values, ``gains``/``losses`` the sums of positive values and of the absolute
+    negative ones, ``wins``/``moved`` the counts of positive and of non-zero values, and
+    ``high``/``low`` the extremes (NaN when empty). Branch-free where the sign of a return
+    would be a coin flip to the branch predictor."""
+    n = v.size
+    total = 0.0
+    growth = 1.0
+    down_ss = 0.0
+    gains = 0.0
+    losses = 0.0
+    wins = 0
+    moved = 0
+    high = -np.inf
+    low = np.inf
+    for x in v:
+        total += x
+        growth *= 1.0 + x
+        neg = min(x, 0.0)
+        down_ss += neg * neg
+        gains += max(x, 0.0)
+        losses -= neg
+        wins += x > 0.0
+        moved += x != 0.0
+        high = max(high, x)
+        low = min(low, x)
+    if n == 0:
+        return 0, np.nan, np.nan, growth, 0.0, 0.0, 0.0, 0, 0, np.nan, np.nan
+    mean = total / n
+    ss = 0.0
+    if high != low:  # all equal: exactly 0, not rounding noise
+        for x in v:
+            ss += (x - mean) * (x - mean)
+    return n, mean, ss, growth, down_ss, gains, losses, wins, moved, high, low
 
 
 @njit(**_NB)
-def std1_nb(v):
-    """Sample standard deviation (ddof=1); exactly 0 when all values are equal."""
-    if v.size < 2:
+def _std1(n, ss):
+    return np.nan if n < 2 else math.sqrt(ss / (n - 1))
+
+
+@njit(**_NB)
+def _cagr(growth, n_all, ppy):
+    return np.nan if n_all == 0 else growth ** (1.0 / (n_all / ppy)) - 1.0
+
+
+@njit(**_NB)
+def _sharpe(n, mean, ss, n_all, ppy):
+    if n_all < 2 or n == 0:
         return np.nan
-    same = True
-    for x in v:
-        if x != v[0]:
-            same = False
-            break
-    if same:
-        return 0.0
-    m = _mean(v)
-    return math.sqrt(np.sum((v - m) ** 2) / (v.size - 1))
+    return mean / _std1(n, ss) * math.sqrt(ppy)
 
 
 @njit(**_NB)
-def growth_nb(v):
-    """``prod(1 + v)``: the growth of 1 over the (NaN-free) returns."""
-    g = 1.0
-    for x in v:
-        g *= 1.0 + x
-    return g
+def _sortino(n, mean, down_ss, n_all, ppy):
+    if n_all < 2 or n == 0:
+        return np.nan
+    return mean * ppy / (math.sqrt(down_ss / n) * math.sqrt(ppy))
+
+
+@njit(**_NB)
+def _calmar(growth, n_all, ppy, mdd):
+    if not mdd < 0:
+        return np.nan
+    value = _cagr(growth, n_all, ppy) / abs(mdd)
+    return np.nan if math.isinf(value) else value
 
 
 @njit(**_NB)
 def total_return_nb(v, n_all):
-    return np.nan if n_all == 0 else growth_nb(v) - 1.0
+    return np.nan if n_all == 0 else moments_nb(v)[3] - 1.0
 
 
 @njit(**_NB)
 def cagr_nb(v, n_all, ppy):
-    if n_all == 0:
-        return np.nan
-    return growth_nb(v) ** (1.0 / (n_all / ppy)) - 1.0
+    return _cagr(moments_nb(v)[3], n_all, ppy)
 
 
 @njit(**_NB)
 def annual_volatility_nb(v, n_all, ppy):
-    return np.nan if n_all < 2 else std1_nb(v) * math.sqrt(ppy)
+    m = moments_nb(v)
+    return np.nan if n_all < 2 else _std1(m[0], m[2]) * math.sqrt(ppy)
 
 
 @njit(**_NB)
 def sharpe_nb(adj, n_all, ppy):
     """``adj`` = returns minus the risk-free rate per period, NaN dropped."""
-    if n_all < 2 or adj.size == 0:
-        return np.nan
-    return _mean(adj) / std1_nb(adj) * math.sqrt(ppy)
+    m = moments_nb(adj)
+    return _sharpe(m[0], m[1], m[2], n_all, ppy)
 
 
 @njit(**_NB)
 def sortino_nb(adj, n_all, ppy):
     """``adj`` = returns minus the required return per period, NaN dropped."""
-    if n_all < 2 or adj.size == 0:
-        return np.nan
-    down = 0.0
-    for x in adj:
-        if x < 0.0:
-            down += x * x
-    downside = math.sqrt(down / adj.size) * math.sqrt(ppy)
-    return _mean(adj) * ppy / downside
+    m = moments_nb(adj)
+    return _sortino(m[0], m[1], m[4], n_all, ppy)
 
 
 @njit(**_NB)
@@ -146,10 +180,7 @@ def drawdown_nb(r):
 
 @njit(**_NB)
 def calmar_nb(v, n_all, ppy, mdd):
-    if not mdd < 0:
-        return np.nan
-    value = cagr_nb(v, n_all, ppy) / abs(mdd)
-    return np.nan if math.isinf(value) else value
+    return _calmar(moments_nb(v)[3], n_all, ppy, mdd)
 
 
 @njit(**_NB)
@@ -157,12 +188,12 @@ def omega_nb(v, n_all, risk_free, threshold):
     """Both per period."""
     if n_all < 2:
         return np.nan
-    gains = 0.0
-    losses = 0.0
-    for x in v:  # branch-free: signs of returns are a coin flip to the branch predictor
-        d = x - risk_free - threshold
-        gains += max(d, 0.0)
-        losses -= min(d, 0.0)
+    m = moments_nb(v - risk_free - threshold)
+    return _omega(m[5], m[6])
+
+
+@njit(**_NB)
+def _omega(gains, losses):
     return gains / losses if losses > 0 else np.nan
 
 
@@ -257,48 +288,47 @@ def tail_ratio_nb(p95, p5):
 
 @njit(**_NB)
 def stability_nb(v, n_all):
-    """R² of a least-squares line through ``cumsum(log1p(v))``."""
-    if n_all < 2 or v.size < 2:
+    """R² of a least-squares line through ``y = cumsum(log1p(v))`` against ``0..n-1``."""
+    n = v.size
+    if n_all < 2 or n < 2:
         return np.nan
-    y = np.empty(v.size)
+    y = np.empty(n)
     total = 0.0
+    ysum = 0.0
     flat = True
-    for k in range(v.size):
+    for k in range(n):
         if v[k] != 0.0:  # log1p(0) is 0: flat periods cost nothing
             total += math.log1p(v[k])
         y[k] = total
-        if not math.isfinite(total):
-            return np.nan
+        ysum += total
         flat = flat and total == y[0]
-    if flat:
+    if not math.isfinite(ysum):
         return np.nan
-    x = np.arange(v.size).astype(np.float64)
-    xc = x - _mean(x)
-    yc = y - _mean(y)
-    rho = np.sum(xc * yc) / math.sqrt(np.sum(xc * xc) * np.sum(yc * yc))
+    if flat:  # tested exactly: centring would leave rounding noise, not zeros
+        return np.nan
+    xbar = (n - 1) / 2.0
+    ybar = ysum / n
+    sxy = 0.0
+    syy = 0.0
+    for k in range(n):
+        dy = y[k] - ybar
+        sxy += (k - xbar) * dy
+        syy += dy * dy
+    sxx = n * (n * n - 1.0) / 12.0  # the sum of (k - xbar)² over k = 0..n-1
+    rho = sxy / math.sqrt(sxx * syy)
     return min(rho * rho, 1.0)
 
 
 @njit(**_NB)
 def win_rate_nb(v):
-    moved = 0
-    won = 0
-    for x in v:  # branch-free, as in omega_nb
-        moved += x != 0.0
-        won += x > 0.0
-    return np.nan if moved == 0 else won / moved
+    m = moments_nb(v)
+    return np.nan if m[8] == 0 else m[7] / m[8]
 
 
 @njit(**_NB)
 def profit_factor_nb(v):
-    if v.size == 0:
-        return np.nan
-    gains = 0.0
-    losses = 0.0
-    for x in v:
-        gains += max(x, 0.0)
-        losses += min(x, 0.0)
-    return gains / abs(losses)
+    m = moments_nb(v)
+    return np.nan if m[0] == 0 else m[5] / m[6]
 
 
 @njit(**_NB)
@@ -306,24 +336,28 @@ def summary_nb(equity, initial_cash, ppy, omega_threshold):
     """Every return statistic of one equity curve, in :data:`SUMMARY_FIELDS` order."""
     r = returns_nb(equity, initial_cash)
     v = valid_nb(r)
-    n = r.size
-    out = np.empty(len(SUMMARY_FIELDS))
+    n_all = r.size
+    n, mean, ss, growth, down_ss, gains, losses, wins, moved, high, low = moments_nb(v)
     mdd, duration = drawdown_nb(r)
     p5 = percentile_nb(v, 5.0)
-    out[0] = total_return_nb(v, n)
-    out[1] = cagr_nb(v, n, ppy)
-    out[2] = annual_volatility_nb(v, n, ppy)
-    out[3] = sharpe_nb(v, n, ppy)
-    out[4] = sortino_nb(v, n, ppy)
-    out[5] = calmar_nb(v, n, ppy, mdd)
+    out = np.empty(len(SUMMARY_FIELDS))
+    out[0] = np.nan if n_all == 0 else growth - 1.0
+    out[1] = _cagr(growth, n_all, ppy)
+    out[2] = np.nan if n_all < 2 else _std1(n, ss) * math.sqrt(ppy)
+    out[3] = _sharpe(n, mean, ss, n_all, ppy)
+    out[4] = _sortino(n, mean, down_ss, n_all, ppy)
+    out[5] = _calmar(growth, n_all, ppy, mdd)
     out[6] = mdd
     out[7] = duration
-    out[8] = omega_nb(v, n, 0.0, omega_threshold)
-    out[9] = tail_ratio_nb(percentile_nb(v, 95.0), p5) if v.size else np.nan
+    if omega_threshold == 0.0:
+        out[8] = np.nan if n_all < 2 else _omega(gains, losses)
+    else:
+        out[8] = omega_nb(v, n_all, 0.0, omega_threshold)
+    out[9] = tail_ratio_nb(percentile_nb(v, 95.0), p5) if n else np.nan
     out[10] = p5
-    out[11] = stability_nb(v, n)
-    out[12] = win_rate_nb(v)
-    out[13] = profit_factor_nb(v)
-    out[14] = np.max(v) if v.size else np.nan
-    out[15] = np.min(v) if v.size else np.nan
+    out[11] = stability_nb(v, n_all)
+    out[12] = np.nan if moved == 0 else wins / moved
+    out[13] = np.nan if n == 0 else gains / losses
+    out[14] = high
+    out[15] = low
     return out
