@@ -442,3 +442,24 @@ def test_turnover_and_slippage():
         m.slippage_cost(np.array([1.0]), np.array([0.0]), slippage_bps=1)
     with pytest.raises(ValueError, match="traded_value"):
         m.turnover(-1.0, equity, periods_per_year=252)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.sampled_from([1, 2, 7, 500, 16_385, 40_000]),
+    zeros=st.floats(0.0, 0.95),
+    decimals=st.sampled_from([None, 1, 3]),
+    q=st.floats(0.0, 100.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_percentiles_by_selection_equal_numpys_exactly(n, zeros, decimals, q, seed):
+    # selection with a sampled bracket (large inputs) or quickselect (small), on inputs full of
+    # ties (flat periods return exactly 0): bit for bit numpy's linear interpolation
+    from barlab.metrics_nb import percentile_nb
+
+    rng = np.random.default_rng(seed)
+    v = np.where(rng.random(n) < zeros, 0.0, rng.normal(0, 0.01, n))
+    if decimals is not None:
+        v = np.round(v, decimals)
+    for quantile in (q, 5.0, 95.0, 0.0, 100.0):
+        assert percentile_nb(v, quantile) == np.percentile(v, quantile)

@@ -226,25 +226,32 @@ def _select_nb(a, k):
             return
 
 
+_SAMPLE = 4096  # values in the sample that brackets a rank
+
+
 @njit(**_NB)
-def _order_stats_nb(v, lo):
+def sorted_sample_nb(v):
+    """A sorted strided sample of ``v`` (empty when ``v`` is too small to need one)."""
+    n = v.size
+    return np.sort(v[:: n // _SAMPLE]) if n > 4 * _SAMPLE else np.empty(0)
+
+
+@njit(**_NB)
+def _order_stats_nb(v, lo, sample, window):
     """``(a[lo], a[lo + 1])`` of ``a = sorted(v)`` (the second is NaN past the end).
 
-    A strided sample brackets rank ``lo`` between two values; one branch-free pass counts
-    what lies below the bracket and gathers what lies in it (a few percent of ``v``), and
-    quickselect finishes in that small window. When the sample misses (rare, tiny inputs),
-    quickselect runs over a copy of everything.
+    The sorted ``sample`` brackets rank ``lo`` between two values; one branch-free pass counts
+    what lies below the bracket and gathers what lies in it (a few percent of ``v``) into
+    ``window`` (scratch, ``v.size`` long), and quickselect finishes there. Without a sample,
+    or when it misses (rare), quickselect runs over a copy of everything.
     """
     n = v.size
-    m = 4096
-    if n > 4 * m:
-        sample = np.sort(v[:: n // m])
-        size = sample.size
+    size = sample.size
+    if size:
         at = lo * size // n
         margin = 4 * int(math.sqrt(size))
         low = sample[max(0, at - margin)]
         high = sample[min(size - 1, at + margin)]
-        window = np.empty(n)
         below = 0
         k = 0
         for x in v:
@@ -265,20 +272,25 @@ def _order_stats_nb(v, lo):
 
 
 @njit(**_NB)
-def percentile_nb(v, q):
-    """``np.percentile(v, q)`` (linear interpolation) of NaN-free ``v``, by selection."""
+def _percentile(v, q, sample, window):
     n = v.size
     if n == 0:
         return np.nan
     pos = q / 100.0 * (n - 1)
     lo = math.floor(pos)
     t = pos - lo
-    below, above = _order_stats_nb(v, lo)
+    below, above = _order_stats_nb(v, lo, sample, window)
     if t == 0.0 or lo + 1 >= n:
         return below
     diff = above - below
     # numpy's lerp: exact at both ends
     return above - diff * (1.0 - t) if t >= 0.5 else below + diff * t
+
+
+@njit(**_NB)
+def percentile_nb(v, q):
+    """``np.percentile(v, q)`` (linear interpolation) of NaN-free ``v``, by selection."""
+    return _percentile(v, q, sorted_sample_nb(v), np.empty(v.size))
 
 
 @njit(**_NB)
@@ -339,7 +351,9 @@ def summary_nb(equity, initial_cash, ppy, omega_threshold):
     n_all = r.size
     n, mean, ss, growth, down_ss, gains, losses, wins, moved, high, low = moments_nb(v)
     mdd, duration = drawdown_nb(r)
-    p5 = percentile_nb(v, 5.0)
+    sample = sorted_sample_nb(v)
+    window = np.empty(v.size)
+    p5 = _percentile(v, 5.0, sample, window)
     out = np.empty(len(SUMMARY_FIELDS))
     out[0] = np.nan if n_all == 0 else growth - 1.0
     out[1] = _cagr(growth, n_all, ppy)
@@ -353,7 +367,7 @@ def summary_nb(equity, initial_cash, ppy, omega_threshold):
         out[8] = np.nan if n_all < 2 else _omega(gains, losses)
     else:
         out[8] = omega_nb(v, n_all, 0.0, omega_threshold)
-    out[9] = tail_ratio_nb(percentile_nb(v, 95.0), p5) if n else np.nan
+    out[9] = tail_ratio_nb(_percentile(v, 95.0, sample, window), p5) if n else np.nan
     out[10] = p5
     out[11] = stability_nb(v, n_all)
     out[12] = np.nan if moved == 0 else wins / moved

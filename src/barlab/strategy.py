@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import sys
 import typing
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,6 +106,10 @@ class Param:
     default: Any
 
 
+# a class's declared parameters, worked out once (classes may be redefined: weak keys)
+_PARAMS: weakref.WeakKeyDictionary[type, tuple[Param, ...]] = weakref.WeakKeyDictionary()
+
+
 class Strategy:
     """Base class of every strategy.
 
@@ -143,7 +148,15 @@ class Strategy:
 
     @classmethod
     def params(cls) -> list[Param]:
-        """The declared parameters, in declaration order."""
+        """The declared parameters, in declaration order (worked out once per class: a sweep
+        creates a strategy per combination)."""
+        found = _PARAMS.get(cls)
+        if found is None:
+            found = _PARAMS[cls] = tuple(cls._declared_params())
+        return list(found)
+
+    @classmethod
+    def _declared_params(cls) -> list[Param]:
         hints = typing.get_type_hints(cls)
         out = []
         for klass in reversed(cls.__mro__):
