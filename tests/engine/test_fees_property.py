@@ -38,7 +38,6 @@ def test_higher_fees_never_give_higher_equity(case, low, extra, cap):
     base = dataclasses.replace(
         options,
         cash=1e9,
-        size_on="fill",
         risk=RiskRules(max_position_size=options.risk.max_position_size),
         costs=Costs(
             **low,
