@@ -138,3 +138,39 @@ def test_contradicting_or_bad_risk_settings(tmp_path, text, words):
         load_config()
     for word in words:
         assert word in str(err.value)
+
+
+def test_promotion_gates_from_toml_and_env(tmp_path, monkeypatch):
+    cfg = load_config()
+    assert cfg.promotion.min_trades == 30 and cfg.promotion.require_parity is True
+    (tmp_path / "backtest.toml").write_text(
+        "[promotion]\nmin_trades = 5\nmin_sharpe = 0.5\nmax_drawdown = 0.2\n"
+        "require_walkforward = true\n"
+    )
+    monkeypatch.setenv("BARLAB_PROMOTION_REQUIRE_PARITY", "false")
+    monkeypatch.setenv("BARLAB_PROMOTION_MIN_OOS_SHARPE", "0.25")
+    cfg = load_config()
+    assert (cfg.promotion.min_trades, cfg.promotion.min_sharpe) == (5, 0.5)
+    assert cfg.promotion.max_drawdown == 0.2 and cfg.promotion.require_walkforward is True
+    assert cfg.promotion.require_parity is False and cfg.promotion.min_oos_sharpe == 0.25
+    (tmp_path / "shown.toml").write_text(show(cfg))
+    assert load_config(tmp_path / "shown.toml").promotion == cfg.promotion
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[promotion]\nmax_drawdown = 25\n", ["promotion.max_drawdown is a fraction", "0.25"]),
+        ("[promotion]\nmin_trades = -1\n", ["promotion.min_trades must be >= 0"]),
+        ("[promotion]\nmin_trades = 2.5\n", ["[promotion] min_trades", "whole number"]),
+        ("[promotion]\nrequire_parity = 'no'\n", ["require_parity", "true or false"]),
+        ("[promotion]\nmin_sharpe = nan\n", ["promotion.min_sharpe must be a finite number"]),
+        ("[promotion]\nmin_sharp = 1\n", ["unknown key 'min_sharp'", "min_sharpe"]),
+    ],
+)
+def test_bad_promotion_settings(tmp_path, text, words):
+    (tmp_path / "backtest.toml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    for word in words:
+        assert word in str(err.value)

@@ -201,6 +201,39 @@ class LiveConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PromotionConfig:
+    """The gates ``backtest promote`` checks before a strategy may trade on paper."""
+
+    min_trades: int = 30
+    """Fewest closed trades in the backtest, e.g. 30 (fewer say little about the edge)."""
+    min_sharpe: float = 1.0
+    """Lowest annualised Sharpe ratio of the backtest, e.g. 1.0."""
+    max_drawdown: float = 0.25
+    """Deepest peak-to-trough fall of equity allowed, a fraction: 0.25 = 25 %."""
+    require_walkforward: bool = False
+    """Fail when no walk-forward run of the strategy exists (one that exists is always checked)."""
+    min_oos_sharpe: float = 0.0
+    """Lowest out-of-sample Sharpe ratio of the walk-forward, e.g. 0.5."""
+    require_parity: bool = True
+    """Fail when no replay parity result exists (``backtest live --replay``); false: optional."""
+    allow_synthetic: bool = True
+    """Promote runs on the SYNTHETIC demo market (labelled so in the record); false refuses."""
+
+    def __post_init__(self) -> None:
+        if self.min_trades < 0:
+            raise ConfigError(f"promotion.min_trades must be >= 0, got {self.min_trades}")
+        if not 0 < self.max_drawdown <= 1:
+            raise ConfigError(
+                f"promotion.max_drawdown is a fraction in (0, 1], e.g. 0.25 for 25 %; "
+                f"got {self.max_drawdown!r}"
+            )
+        for name in ("min_sharpe", "min_oos_sharpe"):
+            value = getattr(self, name)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"promotion.{name} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemConfig:
     log_level: str = "WARNING"
     reports_dir: str = "reports"
@@ -227,6 +260,7 @@ class Config:
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     finnhub: FinnhubConfig = field(default_factory=FinnhubConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    promotion: PromotionConfig = field(default_factory=PromotionConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     path: str | None = None
     """The file it was read from, if any."""
@@ -254,6 +288,7 @@ _SECTIONS: dict[str, type] = {
     "alpaca": AlpacaConfig,
     "finnhub": FinnhubConfig,
     "live": LiveConfig,
+    "promotion": PromotionConfig,
     "system": SystemConfig,
 }
 # Environment variables that set a key without the BARLAB_ prefix (the vendors' own names).
