@@ -88,6 +88,8 @@ class Result:
     ts_ns : int64 array (n_bars,), bar start times (UTC ns)
     equity, cash : float64 arrays (n_bars,), dollars at each bar's close
     positions : float64 array (n_bars, n_symbols), shares held after each bar
+    pnl : DataFrame, per bar and symbol: position, average price, realized/unrealized P&L
+        and fees (fresh runs; see :mod:`barlab.ledger`)
     orders : DataFrame, one row per order (see :func:`orders_frame`)
     trades : DataFrame, one row per round trip (see :func:`trades_frame`)
     benchmark_equity, benchmark_trades : buy-and-hold of the same symbols, same costs
@@ -104,6 +106,7 @@ class Result:
     orders_source: pl.DataFrame | Lazy = field(repr=False)
     trades_source: pl.DataFrame | Lazy = field(repr=False)
     benchmark_source: tuple[np.ndarray, np.ndarray, pl.DataFrame] | Lazy = field(repr=False)
+    close_source: np.ndarray | None = field(default=None, repr=False)
     run_id: str = ""
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -152,6 +155,7 @@ class Result:
             orders_source=lambda: orders_frame(sim, ts, symbols),
             trades_source=lambda: trades_frame(sim, ts, symbols),
             benchmark_source=bench,
+            close_source=bars.close,
         )
 
     @cached_property
@@ -173,6 +177,23 @@ class Result:
     @property
     def benchmark_trades(self) -> pl.DataFrame:
         return self._benchmark[2]
+
+    @cached_property
+    def pnl(self) -> pl.DataFrame:
+        """Per bar and symbol: position, average price, mark, realized and unrealized P&L and
+        fees paid (cumulative USD); see :mod:`barlab.ledger`."""
+        from barlab.ledger import pnl_frame
+
+        if self.close_source is None:
+            raise DataError(
+                "this run was loaded from disk without its bars; per-bar P&L needs them: "
+                "barlab.ledger.pnl_frame(orders=run.orders, positions=run.positions, "
+                "close=bars.close, ts_ns=run.ts_ns, symbols=run.info['symbols'])"
+            )
+        return pnl_frame(
+            orders=self.orders, positions=self.positions, close=self.close_source,
+            ts_ns=self.ts_ns, symbols=list(self.info["symbols"]),
+        )  # fmt: skip
 
     @cached_property
     def metrics(self) -> Metrics:
