@@ -13,6 +13,7 @@ REPORT_EPILOG = """\
 examples:
   backtest report 20240105-101500-sma_crossover-1a2b3c
   backtest report 20240105-101500-sma_crossover-1a2b3c --open
+  backtest report 20240105-101800-sma_crossover-sweep-4d5e6f    # sweep, optimize, walkforward
   backtest compare RUN_A RUN_B --out reports/a_vs_b.html
 """
 
@@ -22,8 +23,9 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "report",
         help="regenerate a saved run's HTML report",
         description="Rebuild reports/runs/<run-id>/report.html from the saved run and print "
-        "its path. The price chart reads the run's bars from the local cache if it still holds "
-        "them; nothing is downloaded.",
+        "its path: a backtest's report, or the page of a sweep, an optimisation or a "
+        "walk-forward. The price chart reads the run's bars from the local cache if it still "
+        "holds them; nothing is downloaded.",
         epilog=REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -53,17 +55,10 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     cmp.set_defaults(func=cmd_compare)
 
 
-def _run_dir(run_id: str, reports_dir: Path) -> Path:
-    given = Path(run_id)
-    return given if (given / "run.json").is_file() else reports_dir / "runs" / run_id
-
-
 def cmd_report(args: argparse.Namespace, config: Any) -> int:
-    from barlab import load_run
-    from barlab.report import write_report
+    from barlab.report import write_run_report
 
-    result = load_run(args.run_id, reports_dir=config.reports_dir)
-    path = write_report(result, _run_dir(args.run_id, config.reports_dir) / "report.html")
+    path = write_run_report(args.run_id, reports_dir=config.reports_dir)
     print(path)
     if args.open:
         webbrowser.open(path.resolve().as_uri())

@@ -117,13 +117,12 @@ def render(result: Result, *, bars: Bars | None = None) -> str:
 
 
 def sweep_sections(result: Result) -> str:
-    """Extension point for sweep and walk-forward pages (issue 6, item 6): none yet.
+    """Extension point for a run that came out of a sweep: nothing yet.
 
-    A sweep report will be its own page (``report/sweep.py``: parameter heatmap, parallel
-    coordinates, top combinations and their neighbourhoods; per-fold in/out-of-sample and the
-    stitched out-of-sample equity) built from the same pieces: :func:`page.document`,
-    :class:`page.Chart` and the helpers of :mod:`barlab.report.charts`. A run that came out
-    of a sweep will link to it from here.
+    Sweeps, optimisations and walk-forwards have pages of their own
+    (:mod:`barlab.report.sweep_page`, :mod:`barlab.report.walkforward_page`), built from the
+    same pieces; a backtest does not yet record which sweep it came from, so there is nothing
+    to link to here.
     """
     return ""
 
