@@ -246,6 +246,12 @@ class Result:
             f"sharpe={m.sharpe:.2f} trades={m.n_trades}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary metrics against buy-and-hold (no chart, no plotly)."""
+        from barlab.report.summary_html import result_html
+
+        return result_html(self)
+
     # -- persistence ---------------------------------------------------------------------
     def save(
         self, reports_dir: Path, *, config: dict[str, Any] | None = None, report: bool = True
