@@ -211,3 +211,15 @@ def test_require_promoted_refuses_a_changed_source_other_params_or_no_record(lab
     assert "my_sma.py changed since its promotion on" in message
     assert "backtest promote" in message and err.value.exit_code == 2
     assert read_record("my_sma", reports_dir=lab.reports).run_id == run_id
+
+
+def test_parity_names_its_strategy_in_the_run_beside_it(lab):
+    run_id = lab.backtest(fast=3, slow=8)
+    folder = lab.reports / "runs" / "20990101-000000-my_sma-replay"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"info": {"strategy": "my_sma", "params": PARAMS}}))
+    (folder / "parity.json").write_text(json.dumps({"score": 1.0, "exact": True}))
+    cls = barlab.load_strategy("my_sma")
+    record = evaluate_promotion(cls, run_id, config=lab.config(require_parity=True))
+    assert _gates(record)["parity"]["status"] == "pass" and record.parity_run == folder.name
+    assert evaluate_promotion(cls, run_id, config=lab.config(), parity=folder.name).passed

@@ -68,14 +68,14 @@ def find_parity(
     if it is of another strategy or parameters), else the latest saved that fits, or None."""
     if run_id is not None:
         folder = _run_folder(run_id, reports_dir, "--parity", file=PARITY_FILE)
-        doc = _read(folder, PARITY_FILE)
+        doc = _parity_doc(folder)
         why = _parity_misfit(doc, strategy)
         if why:
             raise UsageError(f"--parity {run_id}: {why}")
         return _parity_evidence(folder.name, doc)
     runs = Path(reports_dir) / "runs"
     for folder in sorted(runs.glob(f"*/{PARITY_FILE}"), reverse=True):
-        doc = _read(folder.parent, PARITY_FILE, strict=False)
+        doc = _parity_doc(folder.parent, strict=False)
         if doc is not None and not _parity_misfit(doc, strategy):
             return _parity_evidence(folder.parent.name, doc)
     return None
@@ -122,6 +122,15 @@ def _parity_misfit(doc: Mapping[str, Any], strategy: Strategy) -> str:
     if plain_params(doc.get("params", {})) != _params(strategy):
         return f"its parameters {doc.get('params')} differ from the run's {_params(strategy)}"
     return ""
+
+
+def _parity_doc(folder: Path, *, strict: bool = True) -> dict[str, Any] | None:
+    """parity.json; its strategy and parameters default to those of the run.json beside it."""
+    doc = _read(folder, PARITY_FILE, strict=strict)
+    if doc is not None and not {"strategy", "params"} <= set(doc):
+        info = (_read(folder, strict=False) or {}).get("info", {})
+        doc = {"strategy": info.get("strategy"), "params": info.get("params", {}), **doc}
+    return doc
 
 
 def _parity_evidence(run_id: str, doc: Mapping[str, Any]) -> Evidence:
