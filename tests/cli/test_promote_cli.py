@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from barlab.cli import main
+
 BACKTEST = shutil.which("backtest", path=os.path.dirname(sys.executable)) or shutil.which(
     "backtest"
 )
@@ -70,18 +74,52 @@ def test_promote_a_demo_run(home):
                   env={**LENIENT, "BARLAB_PROMOTION_MIN_SHARPE": "1000"})  # fmt: skip
     assert failing.returncode == 1 and "min_sharpe failed" in failing.stdout
 
-    for args, words in (
-        (("--run", "no-such-run"), "no saved run 'no-such-run'"),
-        (("--run", run_id, "--parity", "nope"), "--parity nope"),
-        (("--run", run_id, "--walkforward", run_id), "not a walk-forward"),
-    ):
-        bad = run(home, "promote", "sma_crossover", *args, env=LENIENT)
-        assert bad.returncode == 2 and words in bad.stderr, bad.stderr
-    other = run(home, "promote", "rsi_mean_reversion", "--run", run_id, env=LENIENT)
-    assert other.returncode == 2
-    assert "is a backtest of sma_crossover, not rsi_mean_reversion" in other.stderr
-    missing = run(home, "promote", "sma_crossover")
-    assert missing.returncode == 2 and "--run" in missing.stderr
-    config = run(home, "promote", "sma_crossover", "--run", run_id,
-                 env={"BARLAB_PROMOTION_MAX_DRAWDOWN": "25"})  # fmt: skip
-    assert config.returncode == 2 and "max_drawdown is a fraction" in config.stderr
+    wrong_wf = run(home, "promote", "sma_crossover", "--run", run_id, "--walkforward", run_id)
+    assert wrong_wf.returncode == 2 and "not a walk-forward" in wrong_wf.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (("sma_crossover", "--run", "no-such-run"), {}, "no saved run 'no-such-run'"),
+        (("sma_crossover",), {}, "--run"),
+        (("sma_crossover", "--run", "x"), {"BARLAB_PROMOTION_MAX_DRAWDOWN": "25"},
+         "max_drawdown is a fraction"),
+        (("sma_crossover", "--run", "x"), {"BARLAB_PROMOTION_MIN_TRADE": "2"},
+         "unknown key 'min_trade'"),
+        (("no_such_strategy", "--run", "x"), {}, "unknown strategy 'no_such_strategy'"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2(home, monkeypatch, capsys, args, env, words):
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg"))
+    for var in list(os.environ):
+        if var.startswith("BARLAB_"):
+            monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    code = _exit_code(["promote", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err, err
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        return int(e.code or 0)
+
+
+def test_a_run_of_another_strategy_exits_2(home, monkeypatch, capsys):
+    monkeypatch.chdir(home)
+    runs = home / "reports" / "runs" / "20240101-000000-sma_crossover-abcdef"
+    runs.mkdir(parents=True)
+    (runs / "run.json").write_text(json.dumps({"info": {"strategy": "sma_crossover"}}))
+    assert main(["promote", "rsi_mean_reversion", "--run", runs.name]) == 2
+    err = capsys.readouterr().err
+    assert "is a backtest of sma_crossover, not rsi_mean_reversion" in err
+    wf = home / "reports" / "runs" / "20240101-000000-sma_crossover-wf"
+    wf.mkdir()
+    (wf / "run.json").write_text(json.dumps({"kind": "walkforward", "info": {}}))
+    assert main(["promote", "sma_crossover", "--run", wf.name]) == 2
+    assert "is a walkforward run; promote a backtest run" in capsys.readouterr().err

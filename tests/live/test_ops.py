@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -113,7 +114,7 @@ def test_health_reports_what_the_bridge_registered(ops):
     health.register("feed_connected", lambda: state["feed"])
     health.register("broker_reachable", lambda: state["broker"])
     health.register("halted", lambda: state["halted"])
-    health.register("last_bar_ns", lambda: BAR_NS)
+    health.register("last_bar_ns", lambda: np.int64(BAR_NS))
     health.register("strategy", lambda: "sma_crossover")
     response = requests.get(url, timeout=5)
     doc = response.json()

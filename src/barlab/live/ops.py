@@ -197,6 +197,8 @@ def _run_check(name: str, fn: Callable[[], Any]) -> Any:
     except Exception as e:  # a broken check must not break /health
         log.warning("health check %s failed: %s", name, type(e).__name__)
         return False
+    if hasattr(value, "item"):  # numpy scalars: np.int64 bar times, np.bool_ flags
+        value = value.item()
     return value if isinstance(value, bool | int | float | str | type(None)) else str(value)
 
 
