@@ -19,7 +19,7 @@ import pytest
 
 import barlab
 from barlab.metrics import Metrics
-from barlab.report import write_run_report, write_sweep_report
+from barlab.report import grid, write_run_report, write_sweep_report
 from barlab.report.grid import MAX_HEAT_VALUES, MAX_SCATTER, TOP_N
 from barlab.report.html import SYNTHETIC_BANNER
 from barlab.report.labels import format_metric, label
@@ -121,7 +121,7 @@ def test_the_heatmap_spans_the_two_widest_parameters_at_the_best_rows_others(pag
 
 def test_scatter_and_distributions_name_what_is_left_out(page, swept):
     figs = figures(page)
-    assert list(figs) == ["heatmap", "scatter", "distributions"]
+    assert list(figs) == ["heatmap", "marginal", "scatter", "distributions"]
     points = values(figs["scatter"]["data"][0]["x"])
     assert len(points) == swept.n_run - 10  # the ten that never traded have no Sharpe
     assert "28 of 38 combinations drawn. 10 with an undefined or infinite Sharpe" in page
@@ -176,6 +176,26 @@ def test_a_huge_sweep_stays_small(tmp_path):
     assert "Calmar (9,091 not finite)" in page
 
 
+def test_a_huge_grid_draws_every_few_values():
+    n_x, n_y = 800, 400
+    fast, slow = np.divmod(np.arange(n_x * n_y), n_y)
+    table = pl.DataFrame({"fast": fast, "slow": slow, "sharpe": np.sin(fast / 50.0) + slow / 400})
+    chart = grid.heatmap_chart(table, ["fast", "slow"])
+    (heat,) = [t for t in json.loads(chart.spec)["data"] if t["type"] == "heatmap"]
+    assert len(heat["x"]) == 400 and len(heat["y"]) == 400  # every other fast value
+    assert heat["x"][:3] == [0, 2, 4] and values(heat["z"]).size == 160_000
+    assert "Every few values drawn: 400 of 800 fast, 400 of 400 slow" in chart.note
+
+
+def test_a_sweep_of_one_parameter_draws_it_instead_of_a_heatmap(tmp_path):
+    bars = make_bars(390 * 2, ("AAA",))
+    swept = barlab.sweep(Crossover, bars, fast=[3, 5, 8], slow=[30], n_jobs=1)
+    page = write_sweep_report(swept, tmp_path / "one.html").read_text(encoding="utf-8")
+    assert list(figures(page)) == ["marginal", "scatter", "distributions"]
+    assert "Heatmap: the sweep varies 1 parameter(s); it needs two" in page
+    assert len(top_rows(page)) == 3
+
+
 @pytest.mark.slow
 def test_an_optimisation_shows_its_points_and_convergence(tmp_path):
     bars = make_bars(390 * 3, ("AAA", "BBB"))
@@ -213,7 +233,7 @@ def test_the_sweep_page_draws_in_headless_chromium(page, tmp_path):
     )  # fmt: skip
     dom = shown.stdout
     assert "data-charts-drawn-ms=" in dom
-    for key in ("heatmap", "scatter", "distributions"):
+    for key in ("heatmap", "marginal", "scatter", "distributions"):
         start = dom.index(f'data-figure="figure-{key}"')
         div = dom[start : dom.find('<script type="application/json"', start)]
         assert 'class="main-svg"' in div, key

@@ -144,9 +144,15 @@ def top_table(
 
 
 def heat_axes(table: pl.DataFrame, params: list[str]) -> tuple[str, str] | None:
-    """The two parameters with the most distinct values (grid order on ties), or None."""
-    counts = sorted(params, key=lambda p: -table[p].n_unique())
+    """The two parameters with the most distinct values (grid order on ties), or None when
+    fewer than two take more than one value."""
+    counts = sorted(varied(table, params), key=lambda p: -table[p].n_unique())
     return (counts[0], counts[1]) if len(counts) >= 2 else None
+
+
+def varied(table: pl.DataFrame, params: list[str]) -> list[str]:
+    """The parameters that take more than one value in ``table``."""
+    return [p for p in params if table[p].n_unique() > 1]
 
 
 def _axis(values: list[Any], most: int) -> list[Any]:
@@ -186,10 +192,10 @@ def heatmap_chart(table: pl.DataFrame, params: list[str]) -> Chart | None:
          "y": [best[py]], "marker": {"symbol": "star", "size": 14, "color": "#111",
          "line": {"color": "#fff", "width": 1}}, "hoverinfo": "skip", "showlegend": True}
     )  # fmt: skip
-    lay = _heat_layout(shown, xs, ys, px, py)
+    lay = _heat_layout(shown, ys, px, py)
     return Chart(
         "heatmap",
-        f"{label(shown[0])} over {px} and {py}",
+        f"Heatmap over {px} and {py}",
         to_spec(data, lay),
         _heat_note(fixed, xs, ys, plane, px, py, len(shown) < len(HEAT_METRICS)),
     )
@@ -207,20 +213,20 @@ def _heat_trace(m, z, xs, ys, px, py, *, visible: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _heat_layout(shown, xs, ys, px, py) -> dict[str, Any]:
+def _heat_layout(shown, ys, px, py) -> dict[str, Any]:
     n = len(shown) + 1
     buttons = [
         {"label": label(m), "method": "update",
-         "args": [{"visible": [j == k for j in range(n - 1)] + [True]},
-                  {"title.text": ""}]}
+         "args": [{"visible": [j == k for j in range(n - 1)] + [True]}, {}]}
         for k, m in enumerate(shown)
     ]  # fmt: skip
-    cat = {"type": "category"}
+    # one equal cell per value, however uneven the grid (20, 40, 60, 100000)
+    cat = {"type": "category", "showgrid": False, "automargin": True}
     return base_layout() | {
         "height": min(720, max(360, 120 + 14 * len(ys))), "margin": {"l": 70, "r": 20, "t": 64,
                                                                     "b": 50},
-        "xaxis": {"title": {"text": px}, **(cat if _categorical(xs) else {}), **GRID},
-        "yaxis": {"title": {"text": py}, **(cat if _categorical(ys) else {}), **GRID},
+        "xaxis": {"title": {"text": px}, **cat},
+        "yaxis": {"title": {"text": py}, **cat},
         "updatemenus": [{"type": "dropdown", "x": 1, "xanchor": "right", "y": 1.02,
                          "yanchor": "bottom", "buttons": buttons, "showactive": True}]
         if len(shown) > 1 else [],
@@ -262,7 +268,7 @@ def scatter_chart(table: pl.DataFrame, params: list[str]) -> Chart:
     top = keep < TOP_N
     top_text = [t for t, k in zip(text, top, strict=True) if k]
     data = [
-        {"type": "scattergl" if len(keep) > 2000 else "scatter", "mode": "markers",
+        {"type": "scatter", "mode": "markers",  # SVG, not WebGL: it prints, and needs no GPU
          "name": "Combinations", "x": x[keep], "y": y[keep], "text": text,
          "marker": {"size": 6, "opacity": 0.75, "color": np.where(np.isfinite(ret), ret, 0.0),
                     "colorscale": _DIVERGING, "cmid": 0.0, "showscale": True,
@@ -286,6 +292,40 @@ def scatter_chart(table: pl.DataFrame, params: list[str]) -> Chart:
     if left:
         note += f" {left:,} with an undefined or infinite Sharpe or drawdown are left out."
     return Chart("scatter", "Sharpe against max drawdown", to_spec(data, lay), note)
+
+
+def marginal_chart(table: pl.DataFrame, params: list[str], *, cols: int = 3) -> Chart:
+    """For each parameter, Sharpe at each of its values: the best, median and worst over every
+    combination of the other parameters (a flat best line: the value matters little)."""
+    from plotly.subplots import make_subplots
+
+    finite = table.filter(pl.col("sharpe").cast(pl.Float64).is_finite())
+    rows = math.ceil(len(params) / cols)
+    n_cols = min(cols, len(params))
+    fig = make_subplots(rows=rows, cols=n_cols, horizontal_spacing=0.08,
+                        vertical_spacing=0.3 / rows)  # fmt: skip
+    stats = (("best", pl.col("sharpe").max(), STRATEGY), ("median", pl.col("sharpe").median(),
+             "#5b6475"), ("worst", pl.col("sharpe").min(), LOSS))  # fmt: skip
+    for k, p in enumerate(params):
+        by = finite.group_by(p).agg(*(expr.alias(n) for n, expr, _ in stats)).sort(p)
+        x = [str(v) for v in by[p]] if _categorical(by[p].to_list()) else by[p].to_numpy()
+        for name, _, color in stats:
+            fig.add_trace(
+                {"type": "scatter", "mode": "lines+markers", "name": f"{name} Sharpe", "x": x,
+                 "y": by[name].to_numpy(), "legendgroup": name, "showlegend": k == 0,
+                 "line": {"color": color, "width": 1.5}, "marker": {"size": 4},
+                 "hovertemplate": f"{p}=%{{x}}: {name} Sharpe %{{y:.2f}}<extra></extra>"},
+                row=k // n_cols + 1, col=k % n_cols + 1,
+            )  # fmt: skip
+        fig.update_xaxes(title_text=p, row=k // n_cols + 1, col=k % n_cols + 1, **GRID)
+    fig.update_yaxes(tickformat=".2f", **GRID)
+    fig.update_layout(base_layout() | {"height": 300 * rows + 40, "hovermode": "closest"})
+    note = (
+        "Each parameter's values across all the others: the spread between the lines is what "
+        "the other parameters change. Combinations with an undefined Sharpe are left out."
+    )
+    return Chart("marginal", "Sharpe by each parameter's value", to_spec(list(fig.data),
+                 fig.layout), note)  # fmt: skip
 
 
 def distribution_chart(table: pl.DataFrame, *, bins: int = 30, cols: int = 4) -> Chart:

@@ -184,13 +184,19 @@ def top_section(run: GridRun, table: pl.DataFrame) -> str:
 def charts_section(run: GridRun, table: pl.DataFrame) -> str:
     made: list[Chart | None] = []
     missing = []
+    moved = grid.varied(table, run.params)
     if run.kind == "optimize":
         made += [points_chart(run), convergence_chart(run)]
     else:
         heat = grid.heatmap_chart(table, run.params)
         if heat is None:
-            missing.append("Heatmap: the sweep varies one parameter; it needs two.")
+            missing.append(
+                f"Heatmap: the sweep varies {len(moved)} parameter(s); it needs two (Sharpe by "
+                "each parameter's value is drawn instead)."
+            )
         made.append(heat)
+    if len(moved) > 2 or (run.kind == "sweep" and len(moved) == 1):
+        made.append(grid.marginal_chart(table, moved))
     made += [grid.scatter_chart(table, run.params), grid.distribution_chart(table)]
     left_out = "".join(f'<p class="note">Not drawn — {e(m)}</p>' for m in missing)
     figs = "\n".join(chart_html(c) for c in made if c is not None)
