@@ -100,6 +100,19 @@ def test_every_metric_is_exposed_and_updated(ops):
     assert m["barlab_halted"][("barlab_halted", ())] == 1
 
 
+def test_feed_latency_quantiles_interpolate_like_prometheus():
+    metrics = BridgeMetrics()
+    assert metrics.feed_latency_quantiles() == {"p50": None, "p95": None, "p99": None}
+    for latency in [0.8] * 50 + [1.2] * 45 + [2.5] * 4 + [45.0]:
+        metrics.bar_received(latency)
+    q = metrics.feed_latency_quantiles()
+    assert q["p50"] == pytest.approx(0.75 + 0.25 * 50 / 50)  # all 50 in (0.75, 1.0]
+    assert q["p95"] == pytest.approx(1.0 + 0.5 * 45 / 45)  # 45 in (1.0, 1.5]
+    assert q["p99"] == pytest.approx(2.0 + 1.0 * 4 / 4)  # 4 in (2.0, 3.0]
+    metrics.bar_received(120.0)
+    assert metrics.feed_latency_quantiles((1.0,)) == {"p100": 60.0}  # beyond the last bucket
+
+
 def test_two_bridges_keep_their_own_registries():
     a, b = BridgeMetrics(), BridgeMetrics()
     a.bar_received(1.0)
@@ -116,12 +129,13 @@ def test_health_reports_what_the_bridge_registered(ops):
     health.register("halted", lambda: state["halted"])
     health.register("last_bar_ns", lambda: np.int64(BAR_NS))
     health.register("strategy", lambda: "sma_crossover")
+    health.register("feed_latency_s", lambda: {"p50": 0.8, "p99": float("nan")})
     response = requests.get(url, timeout=5)
     doc = response.json()
     assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
     assert doc["status"] == "ok" and doc["feed_connected"] and doc["broker_reachable"]
     assert doc["last_bar_time"] == "2024-03-05T14:30:00Z" and doc["strategy"] == "sma_crossover"
-    assert doc["time"].endswith("Z")
+    assert doc["time"].endswith("Z") and doc["feed_latency_s"] == {"p50": 0.8, "p99": None}
     state["feed"] = False
     response = requests.get(url, timeout=5)
     assert response.status_code == 503 and response.json()["status"] == "degraded"

@@ -144,9 +144,35 @@ class BridgeMetrics:
     def set_halted(self, halted: bool) -> None:
         self._halted.set(1.0 if halted else 0.0)
 
+    def feed_latency_quantiles(self, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, Any]:
+        """Feed latency quantiles in seconds from the histogram, interpolated within buckets
+        as Prometheus' ``histogram_quantile`` does: ``{"p50": 0.8, "p95": 1.4, "p99": 2.7}``
+        (None before the first bar)."""
+        bounds, counts = [], []
+        for sample in self._feed_latency.collect()[0].samples:
+            if sample.name.endswith("_bucket"):
+                bounds.append(float(sample.labels["le"]))
+                counts.append(sample.value)
+        return {f"p{round(q * 100):d}": _quantile(q, bounds, counts) for q in qs}
+
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
         return _prometheus().generate_latest(self.registry)
+
+
+def _quantile(q: float, bounds: list[float], cumulative: list[float]) -> float | None:
+    total = cumulative[-1] if cumulative else 0.0
+    if total == 0:
+        return None
+    rank = q * total
+    for i, (upper, count) in enumerate(zip(bounds, cumulative, strict=True)):
+        if count >= rank:
+            if math.isinf(upper):
+                return bounds[i - 1] if i else None
+            lower, below = (bounds[i - 1], cumulative[i - 1]) if i else (0.0, 0.0)
+            inside = count - below
+            return upper if inside == 0 else lower + (upper - lower) * (rank - below) / inside
+    return None
 
 
 class Health:
@@ -154,7 +180,9 @@ class Health:
 
     Known checks: ``feed_connected`` and ``broker_reachable`` (-> bool), ``halted`` (-> bool,
     the kill switch), ``last_bar_ns`` (-> int or None, the last bar's start in UTC ns). Any
-    other name is reported as is. A check that raises counts as False (and is logged).
+    other name is reported as is: a number, a string or a dict of them, e.g.
+    ``register("feed_latency_s", metrics.feed_latency_quantiles)``. A check that raises counts
+    as False (and is logged).
     Status: ``halted`` when halted, ``ok`` when the feed is connected and the broker
     reachable, else ``degraded``.
     """
@@ -199,6 +227,14 @@ def _run_check(name: str, fn: Callable[[], Any]) -> Any:
         return False
     if hasattr(value, "item"):  # numpy scalars: np.int64 bar times, np.bool_ flags
         value = value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value if isinstance(value, bool | int | float | str | type(None)) else str(value)
 
 
