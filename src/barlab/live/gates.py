@@ -75,10 +75,10 @@ def evaluate_promotion(
     run = load_run(str(run_path))
     info = run.info
     strategy = strategy_cls(**info["params"])
-    bars = _reload_bars(info, run.config, config)
-    lookahead = check_lookahead(strategy, bars)
     wf = find_walkforward(strategy, info, reports_dir=reports, run_id=walkforward)
     par = find_parity(strategy, reports_dir=reports, run_id=parity)
+    bars = _reload_bars(info, run.config, config)  # after every usage error: this is the slow part
+    lookahead = check_lookahead(strategy, bars)
     current = source_sha256(strategy_cls)
     rules = config.promotion
     gates = [
