@@ -7,10 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +23,7 @@ from barlab.report.labels import format_metric, label
 from barlab.report.saved import GridRun
 from tests.cli.test_cli import run
 from tests.report.factories import figures, make_bars, values
-from tests.report.research_factories import NEVER, Crossover
-from tests.report.test_report import CHROMIUM_FLAGS
+from tests.report.research_factories import NEVER, Crossover, assert_drawn
 
 GRID = {"fast": [3, 5, 8, 13, 21], "slow": [20, 40, 60, NEVER], "short": [False, True]}
 METRICS = [f.name for f in dataclasses.fields(Metrics)]
@@ -211,33 +207,6 @@ def test_an_optimisation_shows_its_points_and_convergence(tmp_path):
     assert len(top_rows(page)) == min(TOP_N, found.table.filter(pl.col("feasible")).height)
 
 
-def chromium() -> str:
-    """Debian's chromium, or a skip (a failure in CI, where .ci/run installs it)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing in CI: .ci/run installs Debian's chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return browser
-
-
 @pytest.mark.browser
 def test_the_sweep_page_draws_in_headless_chromium(page, tmp_path):
-    browser = chromium()
-    path = tmp_path / "sweep.html"
-    path.write_text(page, encoding="utf-8")
-    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    shown = subprocess.run(
-        [browser, *CHROMIUM_FLAGS, *profile, "--dump-dom", path.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    dom = shown.stdout
-    assert "data-charts-drawn-ms=" in dom
-    for key in ("heatmap", "marginal", "scatter", "distributions"):
-        start = dom.index(f'data-figure="figure-{key}"')
-        div = dom[start : dom.find('<script type="application/json"', start)]
-        assert 'class="main-svg"' in div, key
-        assert re.search(r'class="(trace|hm|bars)[ "]', div) or "<image" in div, key
-    assert "Loading the chart" not in dom and ">Charts need a browser" not in dom
-    console = [line for line in shown.stderr.splitlines() if "CONSOLE" in line]
-    assert not [line for line in console if "error" in line.lower()], console
+    assert_drawn(page, ["heatmap", "marginal", "scatter", "distributions"], tmp_path)

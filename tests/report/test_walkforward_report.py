@@ -17,7 +17,7 @@ from barlab.report.labels import fmt
 from barlab.research.walkforward import load_walk_forward
 from tests.cli.test_cli import run
 from tests.report.factories import figures, make_bars, values
-from tests.report.research_factories import NEVER, Crossover
+from tests.report.research_factories import NEVER, Crossover, assert_drawn
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,10 @@ def test_the_fold_table_has_each_folds_choice_in_and_out_of_sample(page, walked)
 
 def test_the_charts_show_folds_objectives_and_the_stitched_equity(page, walked):
     figs = figures(page)
-    assert list(figs) == ["timeline", "objective", "oos-equity"]
+    assert list(figs) == ["timeline", "objective", "params", "oos-equity"]
+    chosen = figs["params"]["data"]
+    assert [t["name"] for t in chosen] == ["fast", "slow"]
+    assert values(chosen[0]["y"]).tolist() == walked.folds["fast"].to_list()
     train, test = figs["timeline"]["data"]
     assert train["name"] == "Train" and test["name"] == "Test"
     assert train["y"] == [f"Fold {i}" for i in range(1, 5)]
@@ -113,3 +116,8 @@ def test_the_api_writes_the_same_page(page, saved, walked, tmp_path):
     assert again == page
     fresh = write_walkforward_report(walked, tmp_path / "c.html").read_text(encoding="utf-8")
     assert "Run id</dt><dd>not saved" in fresh and fold_rows(fresh) == fold_rows(page)
+
+
+@pytest.mark.browser
+def test_the_walkforward_page_draws_in_headless_chromium(page, tmp_path):
+    assert_drawn(page, ["timeline", "objective", "params", "oos-equity"], tmp_path)

@@ -192,7 +192,7 @@ def heatmap_chart(table: pl.DataFrame, params: list[str]) -> Chart | None:
          "y": [best[py]], "marker": {"symbol": "star", "size": 14, "color": "#111",
          "line": {"color": "#fff", "width": 1}}, "hoverinfo": "skip", "showlegend": True}
     )  # fmt: skip
-    lay = _heat_layout(shown, ys, px, py)
+    lay = _heat_layout(shown, xs, ys, px, py)
     return Chart(
         "heatmap",
         f"Heatmap over {px} and {py}",
@@ -213,7 +213,7 @@ def _heat_trace(m, z, xs, ys, px, py, *, visible: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _heat_layout(shown, ys, px, py) -> dict[str, Any]:
+def _heat_layout(shown, xs, ys, px, py) -> dict[str, Any]:
     n = len(shown) + 1
     buttons = [
         {"label": label(m), "method": "update",
@@ -225,8 +225,9 @@ def _heat_layout(shown, ys, px, py) -> dict[str, Any]:
     return base_layout() | {
         "height": min(720, max(360, 120 + 14 * len(ys))), "margin": {"l": 70, "r": 20, "t": 64,
                                                                     "b": 50},
-        "xaxis": {"title": {"text": px}, **cat},
-        "yaxis": {"title": {"text": py}, **cat},
+        # the whole grid, even a row or column with no defined value (autorange would cut it)
+        "xaxis": {"title": {"text": px}, "range": [-0.5, len(xs) - 0.5], **cat},
+        "yaxis": {"title": {"text": py}, "range": [-0.5, len(ys) - 0.5], **cat},
         "updatemenus": [{"type": "dropdown", "x": 1, "xanchor": "right", "y": 1.02,
                          "yanchor": "bottom", "buttons": buttons, "showactive": True}]
         if len(shown) > 1 else [],

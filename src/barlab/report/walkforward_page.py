@@ -76,7 +76,7 @@ def render_walkforward(wf: WalkForwardResult) -> str:
     title = f"{info.get('strategy', 'strategy')} walk-forward — barlab report"
     if info.get("synthetic"):
         title = f"[SYNTHETIC] {title}"
-    made = [timeline_chart(wf), objective_chart(wf), oos_equity_chart(wf)]
+    made = [timeline_chart(wf), objective_chart(wf), params_chart(wf), oos_equity_chart(wf)]
     body = "\n".join(
         [
             header(wf),
@@ -226,6 +226,38 @@ def objective_chart(wf: WalkForwardResult) -> Chart:
     if n_bad:
         note += f" {n_bad} fold(s) have an undefined out-of-sample value (no bar drawn)."
     return Chart("objective", "In-sample against out-of-sample, by fold", to_spec(data, lay), note)
+
+
+def params_chart(wf: WalkForwardResult) -> Chart:
+    """The parameters each fold chose, one panel per parameter: steady choices across folds
+    suggest a setting the data supports; jumps suggest the optimum is noise."""
+    from plotly.subplots import make_subplots
+
+    folds, params = wf.folds.head(MAX_FOLDS), wf.param_names
+    fig = make_subplots(rows=len(params), cols=1, shared_xaxes=True,
+                        vertical_spacing=0.12 / max(1, len(params)))  # fmt: skip
+    x = folds["fold"].to_numpy()
+    for k, p in enumerate(params):
+        chosen = folds[p].to_list()
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in chosen)
+        fig.add_trace(
+            {"type": "scatter", "mode": "lines+markers", "name": p, "x": x,
+             "y": np.asarray(chosen, dtype=np.float64) if numeric else [str(v) for v in chosen],
+             "line": {"color": STRATEGY, "width": 1.5, "shape": "hv"}, "showlegend": False,
+             "hovertemplate": f"fold %{{x}}: {p}=%{{y}}<extra></extra>"},
+            row=k + 1, col=1,
+        )  # fmt: skip
+        grid_values = (wf.info.get("grid") or {}).get(p) or chosen
+        axis = (
+            {} if numeric else {"type": "category", "categoryarray": [str(v) for v in grid_values]}
+        )
+        fig.update_yaxes(title_text=p, row=k + 1, col=1, **axis, **GRID)
+    fig.update_xaxes(dtick=1, **GRID)
+    fig.update_xaxes(title_text="Fold", row=len(params), col=1)
+    fig.update_layout(base_layout() | {"height": 110 + 150 * len(params), "hovermode": "closest"})
+    return Chart("params", "Parameters chosen by fold", to_spec(list(fig.data), fig.layout),
+                 "Steady choices suggest a setting the data supports; jumps from fold to fold "
+                 "suggest the in-sample optimum is noise.")  # fmt: skip
 
 
 def oos_equity_chart(wf: WalkForwardResult) -> Chart:
