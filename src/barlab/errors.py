@@ -21,7 +21,9 @@
     │   ├── NotFoundError           no such order or position (404)
     │   ├── BrokerRateLimitError    the broker keeps answering 429
     │   └── BrokerUnavailableError  5xx, timeouts or no connection, after retries
-    └── RunNotFoundError        no saved run under that id
+    ├── RunNotFoundError        no saved run under that id
+    ├── NotPromotedError        no promotion record fits the strategy, params and source  (exit 2)
+    └── DistributedError        dask is missing, or no Dask scheduler answers           (exit 1)
 
 Messages say what was expected, what was found, and what to do. They never contain a secret.
 """
@@ -135,3 +137,15 @@ class BrokerUnavailableError(BrokerError):
 
 class RunNotFoundError(BarlabError):
     exit_code = 2
+
+
+class NotPromotedError(BarlabError):
+    """The strategy may not trade: no promotion record, other parameters, or its source file
+    changed since it was promoted; ``backtest promote`` fixes it."""
+
+    exit_code = 2
+
+
+class DistributedError(BarlabError):
+    """A sweep on a Dask cluster cannot start: dask's distributed scheduler is not installed,
+    or no scheduler answers at the address given."""

@@ -180,9 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub, _Parser)
 
+    from barlab.cli.research import add_parser as add_research_parser
+
+    add_research_parser(sub, _Parser)
+
     from barlab.cli.check import add_parser as add_check_parser
 
     add_check_parser(sub, _Parser)
+
+    from barlab.cli.promote import add_parser as add_promote_parser
+
+    add_promote_parser(sub, _Parser)
 
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
