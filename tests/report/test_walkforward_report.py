@@ -25,7 +25,14 @@ def walked() -> barlab.walk_forward:
     """Four folds of 10 train and 5 test sessions over 30 demo sessions."""
     bars = make_bars(390 * 30, ("AAA", "BBB"))
     return barlab.walk_forward(
-        Crossover, bars, train="10D", test="5D", n_jobs=1, fast=[3, 8], slow=[20, NEVER]
+        Crossover,
+        bars,
+        train="10D",
+        test="5D",
+        n_jobs=1,
+        fast=[3, 8],
+        slow=[20, NEVER],
+        short=[False, True],
     )
 
 
@@ -68,20 +75,21 @@ def test_the_fold_table_has_each_folds_choice_in_and_out_of_sample(page, walked)
         assert cells[0] == str(fold["fold"])
         assert cells[1] == f"{fold['train_start']} → {fold['train_end']}"
         assert cells[2] == f"{fold['test_start']} → {fold['test_end']}"
-        assert cells[3:5] == [str(fold["fast"]), str(fold["slow"])]
-        assert cells[6:8] == [
+        assert cells[3:6] == [str(fold["fast"]), str(fold["slow"]), str(fold["short"])]
+        assert cells[7:9] == [
             fmt(fold["is_objective"], "ratio"),
             fmt(fold["oos_objective"], "ratio"),
         ]
-        assert cells[9] == "–"  # efficiency is undefined: every in-sample Sharpe is below 0
+        assert cells[10] == "–"  # efficiency is undefined: every in-sample Sharpe is below 0
 
 
 def test_the_charts_show_folds_objectives_and_the_stitched_equity(page, walked):
     figs = figures(page)
     assert list(figs) == ["timeline", "objective", "params", "oos-equity"]
     chosen = figs["params"]["data"]
-    assert [t["name"] for t in chosen] == ["fast", "slow"]
+    assert [t["name"] for t in chosen] == ["fast", "slow", "short"]
     assert values(chosen[0]["y"]).tolist() == walked.folds["fast"].to_list()
+    assert chosen[2]["y"] == [str(v) for v in walked.folds["short"]]  # a category axis
     train, test = figs["timeline"]["data"]
     assert train["name"] == "Train" and test["name"] == "Test"
     assert train["y"] == [f"Fold {i}" for i in range(1, 5)]
