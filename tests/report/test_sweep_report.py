@@ -192,19 +192,24 @@ def test_a_sweep_of_one_parameter_draws_it_instead_of_a_heatmap(tmp_path):
     assert len(top_rows(page)) == 3
 
 
-@pytest.mark.slow
 def test_an_optimisation_shows_its_points_and_convergence(tmp_path):
     bars = make_bars(390 * 3, ("AAA", "BBB"))
     found = barlab.optimize(Crossover, bars, fast=(3, 15), slow=(20, 80), where="fast < slow",
                             maxiter=2, popsize=3, n_jobs=1)  # fmt: skip
     folder = found.save(tmp_path / "reports")
-    page = write_run_report(folder).read_text(encoding="utf-8")
+    (tmp_path / "xdg").mkdir()
+    out = run(tmp_path, "report", folder.name)  # a run.json of kind "optimize"
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / out.stdout.strip()).read_text(encoding="utf-8")
     assert "Crossover optimisation" in page and "Bounds: fast" in page and "3 … 15" in page
     figs = figures(page)
     assert list(figs) == ["points", "convergence", "scatter", "distributions"]
     best = np.nanmax(values(figs["convergence"]["data"][1]["y"]).astype(float))
     assert best == pytest.approx(found.best_value)
     assert len(top_rows(page)) == min(TOP_N, found.table.filter(pl.col("feasible")).height)
+    assert f"{found.table.height:,} distinct points, {found.n_infeasible:,} infeasible" in page
+    star = figs["points"]["data"][-1]
+    assert star["name"] == "Best" and star["x"] == [found.best_params["fast"]]
 
 
 @pytest.mark.browser

@@ -223,7 +223,7 @@ def _heat_layout(shown, xs, ys, px, py) -> dict[str, Any]:
     # one equal cell per value, however uneven the grid (20, 40, 60, 100000)
     cat = {"type": "category", "showgrid": False, "automargin": True}
     return base_layout() | {
-        "height": min(720, max(360, 120 + 14 * len(ys))), "margin": {"l": 70, "r": 20, "t": 64,
+        "height": min(760, max(360, 140 + 22 * len(ys))), "margin": {"l": 70, "r": 20, "t": 64,
                                                                     "b": 50},
         # the whole grid, even a row or column with no defined value (autorange would cut it)
         "xaxis": {"title": {"text": px}, "range": [-0.5, len(xs) - 0.5], **cat},
@@ -252,7 +252,7 @@ def _heat_note(fixed, xs, ys, plane, px, py, capped: bool) -> str:
 # --- the scatter and the distributions ------------------------------------------------------
 
 
-def scatter_chart(table: pl.DataFrame, params: list[str]) -> Chart:
+def scatter_chart(table: pl.DataFrame, params: list[str], *, noun: str = "combinations") -> Chart:
     """Sharpe against max drawdown for every combination (at most :data:`MAX_SCATTER` drawn:
     the top rows and an evenly spread sample of the rest), coloured by total return."""
     ranked = sort_by(table, "sharpe")
@@ -287,7 +287,7 @@ def scatter_chart(table: pl.DataFrame, params: list[str]) -> Chart:
         "yaxis": {"title": {"text": "Sharpe"}, "tickformat": ".2f", **GRID},
     }  # fmt: skip
     left = table.height - len(good)
-    note = f"{len(keep):,} of {table.height:,} combinations drawn"
+    note = f"{len(keep):,} of {table.height:,} {noun} drawn"
     note += (", the top rows and an evenly spread sample of the rest by rank." if
              len(keep) < len(good) else ".")  # fmt: skip
     if left:

@@ -197,7 +197,8 @@ def charts_section(run: GridRun, table: pl.DataFrame) -> str:
         made.append(heat)
     if len(moved) > 2 or (run.kind == "sweep" and len(moved) == 1):
         made.append(grid.marginal_chart(table, moved))
-    made += [grid.scatter_chart(table, run.params), grid.distribution_chart(table)]
+    noun = "feasible points" if run.kind == "optimize" else "combinations"
+    made += [grid.scatter_chart(table, run.params, noun=noun), grid.distribution_chart(table)]
     left_out = "".join(f'<p class="note">Not drawn — {e(m)}</p>' for m in missing)
     figs = "\n".join(chart_html(c) for c in made if c is not None)
     return f'<section id="charts"><h2>Charts</h2>{figs}{left_out}</section>'
