@@ -155,11 +155,14 @@ def varied(table: pl.DataFrame, params: list[str]) -> list[str]:
     return [p for p in params if table[p].n_unique() > 1]
 
 
-def _axis(values: list[Any], most: int) -> list[Any]:
-    """The distinct values of an axis in order, every k-th kept when there are over ``most``."""
+def _axis(values: list[Any], most: int, keep: Any) -> list[Any]:
+    """The distinct values of an axis in order; every k-th (and ``keep``, the best row's) when
+    there are over ``most``."""
     ordered = sorted(set(values), key=lambda v: (not isinstance(v, int | float), v))
     step = max(1, math.ceil(len(ordered) / most))
-    return ordered[::step]
+    if step == 1:
+        return ordered
+    return [v for i, v in enumerate(ordered) if i % step == 0 or v == keep]
 
 
 def heatmap_chart(table: pl.DataFrame, params: list[str]) -> Chart | None:
@@ -173,32 +176,36 @@ def heatmap_chart(table: pl.DataFrame, params: list[str]) -> Chart | None:
     fixed = {p: best[p] for p in params if p not in axes}
     plane = table.filter(*(pl.col(p) == v for p, v in fixed.items())) if fixed else table
     side = max(2, int(math.sqrt(MAX_HEAT_VALUES)))
-    xs, ys = _axis(plane[px].to_list(), side), _axis(plane[py].to_list(), side)
-    shown = [m for m in HEAT_METRICS if m in table.columns]
-    shown = shown[: max(1, MAX_HEAT_VALUES // max(1, len(xs) * len(ys)))]
-    xi, yi = {v: i for i, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
-    at = [(yi.get(y), xi.get(x)) for x, y in zip(plane[px], plane[py], strict=True)]
-    ok = np.array([a is not None and b is not None for a, b in at], dtype=bool)
-    rr = np.array([a for a, b in at if a is not None and b is not None], dtype=np.int64)
-    cc = np.array([b for a, b in at if a is not None and b is not None], dtype=np.int64)
-    data = []
-    for k, m in enumerate(shown):
-        z = np.full((len(ys), len(xs)), np.nan, dtype=np.float32)
-        v = floats(plane, m)[ok]
-        z[rr, cc] = np.where(np.isfinite(v), v, np.nan)
-        data.append(_heat_trace(m, z, xs, ys, px, py, visible=k == 0))
+    xs, ys = _axis(plane[px].to_list(), side, best[px]), _axis(plane[py].to_list(), side, best[py])
+    offered = [m for m in HEAT_METRICS if m in table.columns]
+    shown = offered[: max(1, MAX_HEAT_VALUES // max(1, len(xs) * len(ys)))]
+    data = [
+        _heat_trace(m, z, xs, ys, px, py, visible=k == 0)
+        for k, (m, z) in enumerate(zip(shown, _planes(plane, px, py, xs, ys, shown), strict=True))
+    ]
     data.append(
         {"type": "scatter", "mode": "markers", "name": "Best by Sharpe", "x": [best[px]],
          "y": [best[py]], "marker": {"symbol": "star", "size": 14, "color": "#111",
          "line": {"color": "#fff", "width": 1}}, "hoverinfo": "skip", "showlegend": True}
     )  # fmt: skip
+    note = _heat_note(fixed, xs, ys, plane, px, py, len(shown) < len(offered))
     lay = _heat_layout(shown, xs, ys, px, py)
-    return Chart(
-        "heatmap",
-        f"Heatmap over {px} and {py}",
-        to_spec(data, lay),
-        _heat_note(fixed, xs, ys, plane, px, py, len(shown) < len(HEAT_METRICS)),
-    )
+    return Chart("heatmap", f"Heatmap over {px} and {py}", to_spec(data, lay), note)
+
+
+def _planes(plane: pl.DataFrame, px: str, py: str, xs: list, ys: list, shown: list[str]):
+    """One (len(ys), len(xs)) float32 grid per metric; NaN where nothing was run, where the
+    value is undefined or infinite, and off the drawn axes."""
+    xi, yi = {v: i for i, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
+    pairs = zip(plane[px], plane[py], strict=True)
+    at = np.array([(yi.get(y, -1), xi.get(x, -1)) for x, y in pairs], dtype=np.int64)
+    at = at.reshape(-1, 2)
+    ok = (at[:, 0] >= 0) & (at[:, 1] >= 0)
+    for m in shown:
+        z = np.full((len(ys), len(xs)), np.nan, dtype=np.float32)
+        v = floats(plane, m)[ok]
+        z[at[ok, 0], at[ok, 1]] = np.where(np.isfinite(v), v, np.nan)
+        yield z
 
 
 def _heat_trace(m, z, xs, ys, px, py, *, visible: bool) -> dict[str, Any]:
