@@ -57,6 +57,7 @@ def sort_by(table: pl.DataFrame, metric: str) -> pl.DataFrame:
 
 
 def params_text(row: dict[str, Any], params: list[str]) -> str:
+    """``"fast=10, slow=50"`` for a row, the hover text of a point."""
     return ", ".join(f"{p}={row[p]}" for p in params)
 
 
@@ -259,17 +260,23 @@ def _heat_note(fixed, xs, ys, plane, px, py, capped: bool) -> str:
 # --- the scatter and the distributions ------------------------------------------------------
 
 
+def sample(ranks: np.ndarray, most: int = MAX_SCATTER) -> np.ndarray:
+    """At most ``most`` of ``ranks`` (sorted positions, best first): the first :data:`TOP_N`
+    and an evenly spread sample of the rest, so every part of the ranking is drawn."""
+    if len(ranks) <= most:
+        return ranks
+    rest = ranks[TOP_N:]
+    pick = np.linspace(0, len(rest) - 1, most - TOP_N).round().astype(np.int64)
+    return np.concatenate([ranks[:TOP_N], rest[np.unique(pick)]])
+
+
 def scatter_chart(table: pl.DataFrame, params: list[str], *, noun: str = "combinations") -> Chart:
     """Sharpe against max drawdown for every combination (at most :data:`MAX_SCATTER` drawn:
     the top rows and an evenly spread sample of the rest), coloured by total return."""
     ranked = sort_by(table, "sharpe")
     x, y = floats(ranked, "max_drawdown"), floats(ranked, "sharpe")
     good = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    keep = good
-    if len(good) > MAX_SCATTER:
-        rest = good[TOP_N:]
-        pick = np.linspace(0, len(rest) - 1, MAX_SCATTER - TOP_N).round().astype(np.int64)
-        keep = np.concatenate([good[:TOP_N], rest[np.unique(pick)]])
+    keep = sample(good)
     rows = ranked[keep.tolist()] if len(keep) else ranked.head(0)
     text = [params_text(r, params) for r in rows.select(params).iter_rows(named=True)]
     ret = floats(rows, "total_return")

@@ -103,6 +103,7 @@ def values_text(values: list[Any], most: int = 8) -> str:
 
 
 def sweep_facts(run: GridRun) -> list[tuple[str, Any]]:
+    """The grid, the constraint, the counts run, skipped and invalid, and the time taken."""
     info = run.info
     counts = (
         f"{info.get('n_run', run.table.height):,} run, {info.get('n_skipped', 0):,} skipped by "
@@ -117,6 +118,7 @@ def sweep_facts(run: GridRun) -> list[tuple[str, Any]]:
 
 
 def optimize_facts(run: GridRun) -> list[tuple[str, Any]]:
+    """The bounds, the objective, the search settings, the points tried and the best one."""
     info, best = run.info, run.best
     bounds = [(f"Bounds: {p}", f"{lo} … {hi}") for p, (lo, hi) in info["bounds"].items()]
     chosen = ", ".join(f"{k}={v}" for k, v in (best.get("best_params") or {}).items())
@@ -161,6 +163,7 @@ def data_facts(info: dict[str, Any], run_id: str) -> list[tuple[str, Any]]:
 
 
 def top_section(run: GridRun, table: pl.DataFrame) -> str:
+    """The best rows (by Sharpe, or by the objective for an optimisation), with a note."""
     if run.kind == "optimize":
         by, what = "objective", f"the objective ({run.info.get('objective')})"
         listed = grid.top_table(table, run.params, by=by, extra=(("objective", "Objective"),))
@@ -182,6 +185,7 @@ def top_section(run: GridRun, table: pl.DataFrame) -> str:
 
 
 def charts_section(run: GridRun, table: pl.DataFrame) -> str:
+    """The charts in page order, and a sentence for each one left out."""
     made: list[Chart | None] = []
     missing = []
     moved = grid.varied(table, run.params)

@@ -92,6 +92,7 @@ def render_walkforward(wf: WalkForwardResult) -> str:
 
 
 def header(wf: WalkForwardResult) -> str:
+    """The title, the SYNTHETIC banner for demo data, and what was run on which data."""
     info = wf.info
     banner = ""
     if info.get("synthetic"):
@@ -111,6 +112,7 @@ def header(wf: WalkForwardResult) -> str:
 
 
 def search_facts(wf: WalkForwardResult) -> list[tuple[str, Any]]:
+    """The grid, the constraint, the objective, the windows and the folds."""
     info = wf.info
     how = "anchored: every train window starts at the first session"
     windows = (
@@ -137,7 +139,7 @@ def summary_section(wf: WalkForwardResult) -> str:
     eff = (
         f"{d.efficiency:.2f} (out-of-sample mean / in-sample mean)"
         if math.isfinite(d.efficiency)
-        else "n/a: the in-sample mean is not above zero, so the ratio means nothing"
+        else "n/a: the in-sample mean is not above zero (or undefined), so the ratio means nothing"
     )
     facts = [
         ("Measured on", f"{label(m) if m in METRIC_FORMATS else m}"),
@@ -146,6 +148,24 @@ def summary_section(wf: WalkForwardResult) -> str:
         ("Mean change (out − in)", fmt(d.mean, kind)),
         ("Walk-forward efficiency", eff),
     ]
+    head = "".join(
+        f'<th class="num" scope="col">{e(h)}</th>'
+        for h in ("Out of sample, stitched", "Mean in-sample fold", "Mean out-of-sample fold")
+    )
+    return (
+        f'<section id="summary"><h2>Out of sample</h2>{dl(facts)}'
+        '<p class="note">Degradation compares each fold\'s chosen row on its train window with '
+        "the same parameters on its test window; above ~0.5 efficiency is usually read as "
+        "robust. Fold means skip undefined values (–).</p>"
+        '<div class="table-wrap"><table class="metrics">'
+        f"<thead><tr><th>Metric</th>{head}</tr></thead><tbody>{metric_rows(wf)}</tbody>"
+        "</table></div></section>"
+    )
+
+
+def metric_rows(wf: WalkForwardResult) -> str:
+    """One row per metric: the stitched record's, then the mean over folds in and out of
+    sample (finite values only)."""
     oos = wf.oos_metrics.to_dict()
     rows = []
     for name in METRIC_FORMATS:
@@ -157,19 +177,7 @@ def summary_section(wf: WalkForwardResult) -> str:
             cells.append(format_metric(name, float(v.mean())) if len(v) else "–")
         tds = "".join(f'<td class="num">{e(c)}</td>' for c in cells)
         rows.append(f'<tr><th scope="row">{e(label(name))}</th>{tds}</tr>')
-    head = "".join(
-        f'<th class="num" scope="col">{e(h)}</th>'
-        for h in ("Out of sample, stitched", "Mean in-sample fold", "Mean out-of-sample fold")
-    )
-    return (
-        f'<section id="summary"><h2>Out of sample</h2>{dl(facts)}'
-        '<p class="note">Degradation compares each fold\'s chosen row on its train window with '
-        "the same parameters on its test window; above ~0.5 efficiency is usually read as "
-        "robust. Fold means skip undefined values (–).</p>"
-        '<div class="table-wrap"><table class="metrics">'
-        f"<thead><tr><th>Metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
-        "</table></div></section>"
-    )
+    return "".join(rows)
 
 
 def _day_ms(day: Any) -> float:
