@@ -14,6 +14,7 @@ from barlab.bars import Bars
 from barlab.engine.backtest import BacktestOptions, simulate, to_target
 from barlab.engine.costs import Costs
 from barlab.engine.risk import RiskRules
+from barlab.errors import ConfigError
 from barlab.result import orders_frame, trades_frame
 from barlab.strategy import Signals
 from tests.reference import simulator as ref
@@ -62,6 +63,8 @@ def scenarios(draw):
         cash=draw(st.sampled_from([1_000.0, 10_000.0])),
         allow_short=draw(st.sampled_from([True, True, False])),
         size_pct=draw(st.sampled_from([1.0, 0.5])),
+        size_on=draw(st.sampled_from(["fill", "signal"])),
+        buying_power_buffer=draw(st.sampled_from([0.0, 0.03])),
         fractional=draw(st.booleans()),
         costs=Costs(
             commission_rate=draw(st.sampled_from([0.0, 0.001, 0.01])),
@@ -120,7 +123,8 @@ def run_reference(bars, target, o: BacktestOptions, orders):
         day_orders=orders["time_in_force"] == "day",
         commission_per_order=o.costs.commission_per_order,
         price_impact=o.costs.price_impact, max_participation=o.costs.max_participation,
-        volume=bars.volume.tolist(),
+        volume=bars.volume.tolist(), size_on=o.size_on,
+        buying_power_buffer=o.buying_power_buffer,
     )  # fmt: skip
 
 
@@ -401,3 +405,41 @@ def test_day_orders_expire_and_replaced_orders_are_cancelled():
     sim = simulate(bars, tg, BacktestOptions(), size_type="shares", limit_price=lim)
     orders = orders_frame(sim, bars.ts_ns, ["A"])
     assert orders.select("kind", "status").rows() == [("limit", "cancelled"), ("market", "filled")]
+
+
+def test_size_on_signal_sizes_at_the_signal_close(bars: Bars):
+    """size_on="signal": shares from the equity and the close of the signal bar, not the fill
+    bar's open; size_on="fill" sizes at the open the order fills at."""
+    target = np.full(bars.close.shape, np.nan)
+    target[3] = 1.0
+    costs = Costs(slippage_bps=0.0)
+    on_fill = simulate(bars, target, BacktestOptions(costs=costs, size_on="fill"))
+    on_signal = simulate(
+        bars, target, BacktestOptions(costs=costs, size_on="signal", buying_power_buffer=0.0)
+    )
+    m = bars.n_symbols
+    for j in range(m):
+        assert on_signal.orders_f[j, 1] == int(100_000.0 / m / bars.close[3, j])
+        assert on_fill.orders_f[j, 1] == int(100_000.0 / m / bars.open[4, j])
+        assert on_signal.orders_i[j, 1] == 4
+
+
+def test_size_on_is_validated():
+    with pytest.raises(ConfigError, match="size_on must be fill or signal"):
+        BacktestOptions(size_on="close")
+
+
+def test_size_on_signal_checks_buying_power_at_the_signal(bars: Bars):
+    """Like a broker at submit: with a 3 % buffer the second buy of an all-in rebalance no
+    longer fits in the cash at the close, so it asks for fewer shares (insufficient_cash)."""
+    target = np.full(bars.close.shape, np.nan)
+    target[3] = 1.0
+    options = BacktestOptions(costs=Costs(slippage_bps=0.0), size_on="signal")
+    sim = simulate(bars, target, options)
+    frame = orders_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()
+    c = bars.close[3]
+    first = int(100_000.0 / 2 / c[0])
+    assert frame[0]["qty"] == first and frame[0]["reason"] == ""
+    left = 100_000.0 - first * c[0] * 1.03
+    assert frame[1]["qty"] == int(left / (c[1] * 1.03)) < int(50_000.0 / c[1])
+    assert frame[1]["reason"] == "insufficient_cash"

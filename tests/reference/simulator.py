@@ -113,6 +113,8 @@ class Pending:
     stop: float = math.nan
     session: object = None  # the session a day order rests in
     flatten: bool = False  # a closing order of the daily loss limit
+    want: float = math.nan  # shares sized at the signal bar's close (size_on="signal")
+    cut: bool = False  # the buying-power check at the signal asked for fewer shares
 
     def kind(self):
         if math.isnan(self.stop):
@@ -184,6 +186,7 @@ def simulate(
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
     max_participation=None, volume=None, commission_per_order=0.0,
     limit=None, stop=None, day_orders=False, daily_loss_flatten=False, allow_short=True,
+    size_on="fill", buying_power_buffer=0.03,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -216,6 +219,9 @@ def simulate(
             for j in fillable:
                 order = pending[j]
                 tg = order.target
+                if size_on == "signal":
+                    wants[j] = order.want
+                    continue
                 if not math.isnan(order.limit):
                     px = order.limit
                 elif not math.isnan(order.stop):
@@ -269,6 +275,8 @@ def simulate(
                     want = wants[j]
                     px = base if protected else price_for(base, side)
                     reason = "daily_loss_limit" if order.flatten else ""
+                    if order.cut and not order.flatten:
+                        reason = "insufficient_cash"
                     new = want
                     if new < 0 and not allow_short:
                         new, reason = 0.0, "no_shorting"
@@ -390,18 +398,37 @@ def simulate(
         acct.cash.append(cash)
         acct.positions.append(list(pos))
         flatten = daily_loss_flatten and not halted and equity <= day_start - daily_loss_limit
+        power = max(cash, 0.0)  # the broker's buying power at this close (size_on="signal")
         for j in range(m):
             closing = flatten and pos[j] != 0
             if closing or not math.isnan(target[t][j]):
+                tg = 0.0 if closing else target[t][j]
+                if size_on == "signal" and sizing != "shares" and math.isnan(last[j]):
+                    continue  # no close yet to size it at: as if there were no instruction
                 old = pending.get(j)
                 if old is not None and old.created < t and old.kind() != "market":
                     acct.orders.append(old.unfilled(t, j, pos[j], "cancelled"))
                 if closing:  # the daily loss limit closes everything at the next open
-                    pending[j] = Pending(0.0, t, flatten=True)
+                    pending[j] = Pending(0.0, t, flatten=True, want=0.0)
                     continue
                 lim = limit[t][j] if limit is not None else math.nan
                 stp = stop[t][j] if stop is not None else math.nan
-                pending[j] = Pending(target[t][j], t, lim, stp)
+                want = math.nan
+                if size_on == "signal":  # at this close: the equity, and the close as price
+                    base = last[j] if math.isnan(stp) else stp
+                    px = lim if not math.isnan(lim) else price_for(base, 1 if tg > 0 else -1)
+                    costs = (commission_rate, commission_per_share, fractional)
+                    want = size_target(tg, sizing, equity, size_pct / m, px, *costs)
+                    asked = want
+                    want, power = check_buying_power(
+                        want, pos[j], last[j] * (1 + buying_power_buffer), power,
+                        lambda cash, px: affordable(
+                            cash, px, commission_rate, commission_per_share, commission_min,
+                            commission_max, commission_per_order, fractional,
+                        ),
+                    )  # fmt: skip
+                    cut = want != asked
+                pending[j] = Pending(tg, t, lim, stp, want=want, cut=size_on == "signal" and cut)
         prev_equity = equity
         if equity <= day_start - daily_loss_limit:
             halted = True
@@ -415,6 +442,34 @@ def simulate(
         tr.pnl = tr.sold - tr.bought + pos[j] * last[j] - tr.fees
         tr.excursions()
     return acct
+
+
+def size_target(tg, sizing, equity, alloc, px, rate, per_share, fractional):
+    """Signed shares a target asks for, sized on ``equity`` at price ``px``."""
+    if sizing == "shares":
+        return sign(tg) * whole(abs(tg), fractional)
+    value = {
+        "equal": abs(tg) * alloc * max(equity, 0.0),
+        "weight": abs(tg) * max(equity, 0.0),
+        "notional": abs(tg),
+    }[sizing]
+    return sign(tg) * whole(value / (px * (1 + rate) + per_share), fractional)
+
+
+def check_buying_power(want, held, px, power, afford):
+    """A broker's check at submit: the shares that add exposure (beyond closing ``held``) cost
+    ``px`` each out of ``power``; fewer are asked for when it does not cover them."""
+    side = 1 if want > held else -1
+    closing = max(0.0, -held) if side > 0 else max(0.0, held)
+    adding = max(0.0, abs(want - held) - closing)
+    if adding <= 0 or not px > 0:
+        return want, power
+    if adding * px > power:
+        most = afford(power, px)
+        if most < adding:
+            want -= side * (adding - most)
+            adding = most
+    return want, power - adding * px
 
 
 def marked(cash, pos, prices):

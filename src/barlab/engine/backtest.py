@@ -47,6 +47,15 @@ class BacktestOptions:
         For a bar whose range reaches both the stop and the target: ``"pessimistic"`` (the
         stop fills; the default) or ``"optimistic"`` (the target fills). Such trades are
         flagged in ``Result.trades`` (column ``ambiguous``).
+    size_on : str
+        When a target becomes shares: ``"fill"`` (the default) at the fill bar's open, with the
+        equity marked there; ``"signal"`` at the signal bar's close, with the equity marked at
+        that close and the close as the price (slippage applied) — what a live trader knows when
+        it sends the order, so the live bridge, its parity report and the promotion gates use it.
+    buying_power_buffer : float
+        With ``size_on="signal"`` only: like a broker at submit, the shares an order adds must
+        fit in the cash at the signal bar's close priced this fraction above that close, e.g.
+        ``0.03`` (Alpaca's check on market orders); fewer are asked for otherwise.
     """
 
     cash: float = 100_000.0
@@ -59,6 +68,8 @@ class BacktestOptions:
     take_profit: float | None = None
     trailing_stop: float | None = None
     fill_policy: str = "pessimistic"
+    size_on: str = "fill"
+    buying_power_buffer: float = 0.03
 
     def __post_init__(self) -> None:
         for name in ("stop_loss", "take_profit", "trailing_stop"):
@@ -70,6 +81,13 @@ class BacktestOptions:
         if self.fill_policy not in ("pessimistic", "optimistic"):
             raise ConfigError(
                 f"fill_policy must be pessimistic or optimistic, got {self.fill_policy!r}"
+            )
+        if self.size_on not in ("fill", "signal"):
+            raise ConfigError(f"size_on must be fill or signal, got {self.size_on!r}")
+        if not 0 <= self.buying_power_buffer < 1:
+            raise ConfigError(
+                f"buying_power_buffer is a fraction in [0, 1), e.g. 0.03, "
+                f"got {self.buying_power_buffer!r}"
             )
         if not (self.cash > 0 and np.isfinite(self.cash)):
             raise ConfigError(f"cash must be a positive number of dollars, got {self.cash!r}")
@@ -181,6 +199,8 @@ class Account:
         rules = (
             float(options.cash),
             float(options.size_pct),
+            options.size_on == "signal",
+            float(options.buying_power_buffer),
             c.commission_rate,
             c.commission_per_share,
             c.commission_per_order,

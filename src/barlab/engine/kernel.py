@@ -7,7 +7,13 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
   symbol's allocation to hold, the allocation being ``size_pct / n_symbols`` of the equity
   marked at the fill bar's open (+1 all of it long, -1 all of it short, 0 flat);
   ``SIZE_WEIGHT`` as a fraction of that equity; ``SIZE_NOTIONAL`` as dollars; ``SIZE_SHARES``
-  as shares. Whole shares unless fractional.
+  as shares. Whole shares unless fractional. With ``size_on_signal`` (``size_on="signal"``)
+  the target is sized instead when it is given, at bar t's close: equity marked at that close
+  and the symbol's close (its last known close; slippage applied) as the price, which is what a
+  live trader knows when it sends the order; the order then asks for those shares at the fill.
+  Like a broker checking buying power at submit, the shares that add exposure must then fit in
+  the cash at that close at the close plus ``bp_buffer`` (e.g. 0.03, Alpaca's), symbol by
+  symbol in column order (see :func:`afford_at_signal_nb`); sells free no cash until they fill.
 - An instruction from bar t's close is a market order filled at bar t+1's open (slippage applied);
   if the symbol has no bar then, it waits for the symbol's next bar. A newer instruction replaces
   a waiting one. The last bar's instructions are never filled.
@@ -89,15 +95,22 @@ def signals_to_target_nb(entries, exits, short_entries, short_exits, out):
             x = exits[t, j]
             se = short_entries[t, j]
             sx = short_exits[t, j]
-            new = state
-            if e and not x and not se:
-                new = 1
-            elif se and not sx and not e:
-                new = -1
-            elif (state == 1 and x and not e) or (state == -1 and sx and not se):
-                new = 0
+            new = signal_step_nb(state, e, x, se, sx)
             out[t, j] = np.nan if new == state else float(new)
             state = new
+
+
+@njit(cache=True)
+def signal_step_nb(state, entry, exit_, short_entry, short_exit):
+    """The side (+1, -1, 0) held after one row of entry/exit booleans, from ``state``: the rule
+    of :func:`signals_to_target_nb`, also stepped bar by bar by the live bridge."""
+    if entry and not exit_ and not short_entry:
+        return 1
+    if short_entry and not short_exit and not entry:
+        return -1
+    if (state == 1 and exit_ and not entry) or (state == -1 and short_exit and not short_entry):
+        return 0
+    return state
 
 
 @njit(cache=True)
@@ -105,6 +118,30 @@ def _whole(qty, fractional):
     if fractional:
         return qty
     return float(int(qty))
+
+
+@njit(cache=True)
+def want_nb(sizing, tg, equity, alloc, px, rate, per_share, fractional):
+    """Signed shares target ``tg`` asks for, sized on ``equity`` at price ``px`` (dollars)."""
+    if sizing == SIZE_SHARES:
+        return np.sign(tg) * _whole(abs(tg), fractional)
+    if sizing == SIZE_EQUAL:
+        value = abs(tg) * alloc * max(equity, 0.0)
+    elif sizing == SIZE_WEIGHT:
+        value = abs(tg) * max(equity, 0.0)
+    else:
+        value = abs(tg)
+    return np.sign(tg) * _whole(value / (px * (1.0 + rate) + per_share), fractional)
+
+
+@njit(cache=True)
+def order_px_nb(base, lim, stp, side, slippage_bps):
+    """The price an instruction is sized at: its limit, else its stop or ``base`` slipped."""
+    if not np.isnan(lim):
+        return lim
+    if not np.isnan(stp):
+        return fill_price_nb(stp, side, slippage_bps)
+    return fill_price_nb(base, side, slippage_bps)
 
 
 @njit(cache=True)
@@ -120,6 +157,73 @@ def _limit_increase(pos, new_pos, limit_qty):
 @njit(cache=True)
 def _increases(pos, new_pos):
     return abs(new_pos) > 0.0 and (np.sign(new_pos) != np.sign(pos) or abs(new_pos) > abs(pos))
+
+
+@njit(cache=True)
+def afford_at_signal_nb(
+    want, pos, check_px, power, rate, per_share, per_order, minimum, maximum, fractional
+):  # fmt: skip
+    """A broker's buying-power check at submit, as ``size_on="signal"`` models it: the shares
+    of a move from ``pos`` to ``want`` that add exposure (beyond closing the position) cost
+    ``check_px`` each (the last close plus the broker's buffer, dollars) out of ``power``
+    (dollars); fewer are asked for when ``power`` does not cover them. Returns the new
+    ``want`` and the power left. Used by the kernel at each signal and by the live bridge
+    before each order it sends."""
+    side = 1.0 if want > pos else -1.0
+    closing = max(0.0, -pos) if side > 0 else max(0.0, pos)
+    adding = max(0.0, abs(want - pos) - closing)
+    if adding <= 0.0 or not check_px > 0.0:
+        return want, power
+    if adding * check_px > power:
+        most = affordable_qty_nb(
+            power, check_px, rate, per_share, per_order, minimum, maximum, fractional
+        )
+        if most < adding:
+            want -= side * (adding - most)
+            adding = most
+    return want, power - adding * check_px
+
+
+@njit(cache=True)
+def risk_target_nb(
+    j, want, pos, mark, px, reason, allow_short, position_cap, max_gross, max_open, halted,
+    stopped, fractional,
+):  # fmt: skip
+    """The position symbol ``j`` may move to when it asks for ``want`` shares at ``px``
+    (dollars), under the risk rules (engine/risk.py), and the reason code of the last rule that
+    limited it (``reason`` when none did). ``pos`` holds every symbol's shares and ``mark``
+    their prices. The one definition of the rules: the kernel applies it at each fill and the
+    live bridge before each order it sends."""
+    new_pos = want
+    if new_pos < 0.0 and not allow_short:
+        new_pos = 0.0
+        reason = REASON_NO_SHORTING
+    if abs(new_pos) * px > position_cap:
+        new_pos = _limit_increase(pos[j], new_pos, _whole(position_cap / px, fractional))
+        reason = REASON_MAX_POSITION_SIZE
+    if (halted or stopped) and _increases(pos[j], new_pos):
+        new_pos = pos[j] if np.sign(new_pos) == np.sign(pos[j]) else 0.0
+        reason = REASON_MAX_DRAWDOWN if stopped else REASON_DAILY_LOSS_LIMIT
+    m = pos.shape[0]
+    if pos[j] == 0.0 and new_pos != 0.0:
+        n_open = 0
+        for k in range(m):
+            if pos[k] != 0.0:
+                n_open += 1
+        if n_open >= max_open:
+            new_pos = 0.0
+            reason = REASON_MAX_OPEN_POSITIONS
+    if _increases(pos[j], new_pos) and max_gross < np.inf:
+        gross_other = 0.0
+        for k in range(m):
+            if k != j and pos[k] != 0.0:
+                gross_other += abs(pos[k]) * mark[k]
+        room = max(max_gross - gross_other, 0.0)
+        limited = _limit_increase(pos[j], new_pos, _whole(room / px, fractional))
+        if limited != new_pos:
+            new_pos = limited
+            reason = REASON_MAX_PORTFOLIO_VALUE
+    return new_pos, reason
 
 
 @njit(cache=True)
@@ -330,6 +434,8 @@ def simulate_nb(
     sizing,
     cash0,
     size_pct,
+    size_on_signal,
+    bp_buffer,
     rate,
     per_share,
     per_order,
@@ -380,6 +486,8 @@ def simulate_nb(
     pending_stop = np.full(m, np.nan)
     pending_session = np.full(m, -1, dtype=np.int64)  # a day order's session, once it rests
     pending_flatten = np.zeros(m, dtype=np.bool_)  # closing orders of the daily loss limit
+    pending_want = np.zeros(m)  # shares sized at the signal (size_on_signal)
+    pending_reason = np.zeros(m, dtype=np.int64)  # why a signal-sized order was cut
     trade_at = np.full(m, -1, dtype=np.int64)
     flows = np.zeros((m, 5))
     seen = np.zeros((m, 2))  # highest and lowest price while a trade is open
@@ -432,25 +540,13 @@ def simulate_nb(
                                 return -1, n_trades
                             pending[j] = np.nan
                             continue
-                    # size the target at the price the order would get
-                    size_side = 1 if tg > 0 else -1
-                    if not np.isnan(lim):
-                        px = lim
-                    elif not np.isnan(stp):
-                        px = fill_price_nb(stp, size_side, slippage_bps)
-                    else:
-                        px = fill_price_nb(open_[t, j], size_side, slippage_bps)
-                    unit_cost = px * (1.0 + rate) + per_share
-                    if sizing == SIZE_SHARES:
-                        want = np.sign(tg) * _whole(abs(tg), fractional)
-                    else:
-                        if sizing == SIZE_EQUAL:
-                            value = abs(tg) * alloc * max(equity_open, 0.0)
-                        elif sizing == SIZE_WEIGHT:
-                            value = abs(tg) * max(equity_open, 0.0)
-                        else:
-                            value = abs(tg)
-                        want = np.sign(tg) * _whole(value / unit_cost, fractional)
+                    if size_on_signal:
+                        want = pending_want[j]  # sized at the signal bar's close
+                    else:  # size the target at the price the order would get
+                        px = order_px_nb(open_[t, j], lim, stp, 1 if tg > 0 else -1, slippage_bps)
+                        want = want_nb(
+                            sizing, tg, equity_open, alloc, px, rate, per_share, fractional
+                        )
                     if want - pos[j] == 0.0:
                         pending[j] = np.nan
                         continue
@@ -473,37 +569,11 @@ def simulate_nb(
                             continue
                     pending[j] = np.nan
                     px = base if protected else fill_price_nb(base, side, slippage_bps)
-                    reason = REASON_DAILY_LOSS_LIMIT if pending_flatten[j] else REASON_NONE
-                    new_pos = want
-                    if new_pos < 0.0 and not allow_short:
-                        new_pos = 0.0
-                        reason = REASON_NO_SHORTING
-                    if abs(new_pos) * px > max_position[j]:
-                        new_pos = _limit_increase(
-                            pos[j], new_pos, _whole(max_position[j] / px, fractional)
-                        )
-                        reason = REASON_MAX_POSITION_SIZE
-                    if (halted or stopped) and _increases(pos[j], new_pos):
-                        new_pos = pos[j] if np.sign(new_pos) == np.sign(pos[j]) else 0.0
-                        reason = REASON_MAX_DRAWDOWN if stopped else REASON_DAILY_LOSS_LIMIT
-                    if pos[j] == 0.0 and new_pos != 0.0:
-                        n_open = 0
-                        for k in range(m):
-                            if pos[k] != 0.0:
-                                n_open += 1
-                        if n_open >= max_open:
-                            new_pos = 0.0
-                            reason = REASON_MAX_OPEN_POSITIONS
-                    if _increases(pos[j], new_pos) and max_gross < np.inf:
-                        gross_other = 0.0
-                        for k in range(m):
-                            if k != j and pos[k] != 0.0:
-                                gross_other += abs(pos[k]) * mark[k]
-                        room = max(max_gross - gross_other, 0.0)
-                        limited = _limit_increase(pos[j], new_pos, _whole(room / px, fractional))
-                        if limited != new_pos:
-                            new_pos = limited
-                            reason = REASON_MAX_PORTFOLIO_VALUE
+                    reason = REASON_DAILY_LOSS_LIMIT if pending_flatten[j] else pending_reason[j]
+                    new_pos, reason = risk_target_nb(
+                        j, want, pos, mark, px, reason, allow_short, max_position[j], max_gross,
+                        max_open, halted, stopped, fractional,
+                    )  # fmt: skip
                     qty = abs(new_pos - pos[j]) if np.sign(new_pos - pos[j]) == side else 0.0
                     partial = False
                     if qty > participation * volume[t, j]:
@@ -626,6 +696,7 @@ def simulate_nb(
         cash_out[t] = cash
         prev_equity = value
         flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
+        power = max(cash, 0.0)  # what the broker lets new orders spend (size_on_signal)
         for j in range(m):
             tg = target[t, j]
             closing = flatten and pos[j] != 0.0
@@ -633,6 +704,18 @@ def simulate_nb(
                 tg = 0.0  # the daily loss limit closes everything at the next open
             elif np.isnan(tg):
                 continue
+            if size_on_signal:
+                lim_j = np.nan if closing else limit[t, j]
+                stp_j = np.nan if closing else stop[t, j]
+                if sizing != SIZE_SHARES and np.isnan(last[j]):
+                    continue  # no price known yet to size it at: like no instruction
+                px = order_px_nb(last[j], lim_j, stp_j, 1 if tg > 0 else -1, slippage_bps)
+                want = want_nb(sizing, tg, value, alloc, px, rate, per_share, fractional)
+                pending_want[j], power = afford_at_signal_nb(
+                    want, pos[j], last[j] * (1.0 + bp_buffer), power, rate, per_share,
+                    per_order, minimum, maximum, fractional,
+                )  # fmt: skip
+                pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE
             n_orders = _replace_pending_nb(
                 j, t, tg, np.nan if closing else limit[t, j], np.nan if closing else stop[t, j],
                 pos[j], pending, pending_bar, pending_limit, pending_stop, pending_session,
