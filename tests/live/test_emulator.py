@@ -144,3 +144,57 @@ def test_listeners_run_on_the_server_thread(server):
     )
     server.advance()
     assert threads and threading.get_ident() not in threads
+
+
+def test_paper_sim_command_serves_steps_and_stops_on_sigterm(tmp_path):
+    import os
+    import queue
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+    env.pop("POLYGON_API_KEY", None)
+    env.pop("BARLAB_CONFIG", None)
+    main = "import sys; from barlab.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", main, "paper-sim", "--port", "0", "--source", "demo", "--step",
+            "--symbols", "AAPL", "--from", "2024-03-05", "--to", "2024-03-05"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+
+        def read_until(pattern: str) -> re.Match[str]:
+            seen = []
+            while True:
+                try:
+                    seen.append(lines.get(timeout=60))
+                except queue.Empty:
+                    raise AssertionError(f"no {pattern!r} in {seen}") from None
+                if found := re.search(pattern, seen[-1]):
+                    return found
+
+        url = read_until(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        read_until(r"export APCA_API_BASE_URL=http://127\.0\.0\.1:\d+")
+        headers = {"APCA-API-KEY-ID": "any", "APCA-API-SECRET-KEY": "thing"}
+        clock = requests.get(url + "/v2/clock", headers=headers, timeout=5).json()
+        assert clock["timestamp"].startswith("2024-03-05T09:30:00")
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        read_until(r"bar 0 closed; now 2024-03-05T09:31")
+        clock = requests.get(url + "/v2/clock", headers=headers, timeout=5).json()
+        assert clock["timestamp"].startswith("2024-03-05T09:31:00")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        read_until("paper-sim stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()

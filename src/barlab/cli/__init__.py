@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub, _Parser)
 
+    from barlab.cli.papersim import add_parser as add_papersim_parser
+
+    add_papersim_parser(sub, _Parser)
+
     from barlab.cli.research import add_parser as add_research_parser
 
     add_research_parser(sub, _Parser)

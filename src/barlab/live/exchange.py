@@ -349,7 +349,7 @@ class PaperExchange:
         if fill.price is not None:
             price = fill.price
             if not fill.protected:
-                price *= 1.0 + order.side * self.rules.slippage_bps / 10_000.0
+                price = price * (1.0 + order.side * self.rules.slippage_bps * 1e-4)  # as the kernel
             qty = book.fill_qty(self, order, price, float(b.volume[i, j]))
             if qty > 0 and not (order.time_in_force == "fok" and qty < order.remaining - 1e-9):
                 self._fill(order, qty, price)
