@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,17 @@ def test_the_api_writes_the_same_page(page, saved, swept, tmp_path):
     fresh = write_sweep_report(swept, tmp_path / "b.html").read_text(encoding="utf-8")
     assert "Run id</dt><dd>not saved" in fresh
     assert figures(fresh)["heatmap"] == figures(page)["heatmap"]
+
+
+def test_a_sweep_missing_its_table_is_a_clear_failure(saved):
+    home, run_id = saved
+    broken = home / "reports" / "runs" / f"{run_id}-broken"
+    shutil.copytree(home / "reports" / "runs" / run_id, broken)
+    (broken / "sweep.parquet").unlink()
+    out = run(home, "report", broken.name)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "is unreadable" in out.stderr and "run it again" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_every_figure_is_strict_json(page):
