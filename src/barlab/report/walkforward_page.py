@@ -256,16 +256,22 @@ def params_chart(wf: WalkForwardResult) -> Chart:
             row=k + 1, col=1,
         )  # fmt: skip
         grid_values = (wf.info.get("grid") or {}).get(p) or chosen
-        axis = (
-            {} if numeric else {"type": "category", "categoryarray": [str(v) for v in grid_values]}
-        )
-        fig.update_yaxes(title_text=p, row=k + 1, col=1, **axis, **GRID)
+        fig.update_yaxes(title_text=p, row=k + 1, col=1, **_grid_axis(grid_values, numeric))
     fig.update_xaxes(dtick=1, **GRID)
     fig.update_xaxes(title_text="Fold", row=len(params), col=1)
     fig.update_layout(base_layout() | {"height": 110 + 150 * len(params), "hovermode": "closest"})
     return Chart("params", "Parameters chosen by fold", to_spec(list(fig.data), fig.layout),
                  "Steady choices suggest a setting the data supports; jumps from fold to fold "
                  "suggest the in-sample optimum is noise.")  # fmt: skip
+
+
+def _grid_axis(grid_values: list[Any], numeric: bool) -> dict[str, Any]:
+    """A y axis spanning the whole grid of a parameter, so a choice reads against its range."""
+    if not numeric:
+        return {"type": "category", "categoryarray": [str(v) for v in grid_values], **GRID}
+    lo, hi = float(min(grid_values)), float(max(grid_values))
+    pad = (hi - lo) * 0.05 or max(abs(lo) * 0.05, 0.5)
+    return {"range": [lo - pad, hi + pad], **GRID}
 
 
 def oos_equity_chart(wf: WalkForwardResult) -> Chart:
