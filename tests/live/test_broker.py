@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import pytest
 
@@ -225,3 +226,37 @@ def test_live_config_section(monkeypatch, tmp_path):
     (tmp_path / "backtest.toml").write_text('[live]\non_shutdown = "flatten"\n')
     with pytest.raises(ConfigError, match="on_shutdown must be cancel or keep"):
         load_config()
+
+
+def test_429_waits_until_x_ratelimit_reset(server, broker):
+    server.inject_429(1, reset_in_s=2)
+    started = time.monotonic()
+    assert broker.get_clock().is_open
+    assert time.monotonic() - started > 0.9 and broker.stats.waited_s > 0.9
+
+
+def test_short_position_and_what_open_orders_hold(server, broker):
+    broker.submit_order("AAPL", 5, side="sell")
+    server.advance()
+    short = broker.get_position("AAPL")
+    assert (short.qty, short.side, short.market_value) == (-5.0, "short", -500.05)
+    broker.submit_order("AAPL", 2, side="buy", type="limit", limit_price=50.0)
+    assert broker.get_position("AAPL").qty_available == -3.0
+
+
+def test_notional_trailing_price_and_extended_hours_orders(bars):
+    from barlab.live.emulator import EmulatorServer
+    from barlab.live.exchange import PaperExchange
+
+    with EmulatorServer(PaperExchange(bars, fractional=True), rate_limit_per_min=None) as srv:
+        broker = make_broker(srv)
+        notional = broker.submit_order("AAPL", notional=250.0, side="buy")
+        assert (notional.qty, notional.notional) == (None, 250.0)
+        late = broker.submit_order("MSFT", 1, side="buy", type="limit", limit_price=150.0,
+                                   extended_hours=True)  # fmt: skip
+        assert late.extended_hours
+        srv.advance()
+        assert broker.get_order(notional.id).filled_qty == 2.5
+        trailing = broker.submit_order("AAPL", 1, side="sell", type="trailing_stop",
+                                       trail_price=0.5, time_in_force="gtc")  # fmt: skip
+        assert (trailing.trail_price, trailing.stop_price) == (0.5, 99.51)

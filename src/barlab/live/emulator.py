@@ -33,6 +33,8 @@ class Faults:
 
     http_429: int = 0
     http_5xx: int = 0
+    reset_in_s: int = 0
+    """Seconds ahead the injected 429s' X-RateLimit-Reset points (0: now, no wait)."""
     after_processing: bool = False
     """5xx after the request took effect (an order was placed, the answer is lost)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,10 +117,10 @@ def make_app(
                 return web.json_response(error_body(429), status=429, headers=headers)
         failure = faults.take()
         if failure == 429:
-            now = str(int(time.time()))
+            reset = str(int(time.time()) + faults.reset_in_s)
             limit = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0"}
             return web.json_response(
-                error_body(429), status=429, headers={**limit, "X-RateLimit-Reset": now}
+                error_body(429), status=429, headers={**limit, "X-RateLimit-Reset": reset}
             )
         if failure and not faults.after_processing:
             return web.json_response(error_body(failure), status=failure)
@@ -243,10 +245,12 @@ class EmulatorServer:
 
         return self.call(run)
 
-    def inject_429(self, n: int) -> None:
-        """The next ``n`` trading requests get 429 (with X-RateLimit-Reset set to now)."""
+    def inject_429(self, n: int, *, reset_in_s: int = 0) -> None:
+        """The next ``n`` trading requests get 429, their X-RateLimit-Reset ``reset_in_s``
+        seconds ahead (0: now, so a client honouring it retries at once)."""
         with self.faults.lock:
             self.faults.http_429 = n
+            self.faults.reset_in_s = reset_in_s
 
     def inject_5xx(self, n: int, *, after_processing: bool = False) -> None:
         """The next ``n`` trading requests get 500; with ``after_processing`` the request takes

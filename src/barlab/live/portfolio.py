@@ -5,6 +5,7 @@ the prices they are marked at, and the Position and Account JSON of the trading 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,7 @@ class Portfolio:
             "asset_class": "us_equity",
             "asset_marginable": True,
             "qty": dec(held.qty),
-            "qty_available": dec(round(held.qty - held_for_orders, 9)),
+            "qty_available": dec(round(held.qty - math.copysign(held_for_orders, held.qty), 9)),
             "side": "long" if held.qty > 0 else "short",
             "avg_entry_price": dec(held.avg_price),
             "market_value": dec(market_value),
