@@ -1,6 +1,7 @@
-"""The paper exchange's order book rules: what open orders hold and reserve, the buying-power
-and short-sale checks at submit (api/alpaca-trading.md §8), replacements, fill sizes, closing
-orders and the ``GET /v2/orders`` filters. Functions over a :class:`PaperExchange`.
+"""The paper exchange's order book rules: the account's options (:class:`ExchangeRules`), what
+open orders hold and reserve, the buying-power and short-sale checks at submit
+(api/alpaca-trading.md §8), replacements, fill sizes, closing orders and the ``GET /v2/orders``
+filters. Functions over a :class:`PaperExchange`.
 """
 
 from __future__ import annotations
@@ -8,14 +9,63 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from barlab.errors import ConfigError
 from barlab.live.paper_orders import PaperOrder, parse_order_request
 from barlab.live.wire import ExchangeRejection, dec, parse_decimal
 
 if TYPE_CHECKING:
     from barlab.live.exchange import PaperExchange
     from barlab.live.paper_orders import OrderRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeRules:
+    """How the paper exchange fills and what it allows.
+
+    Attributes
+    ----------
+    slippage_bps : float
+        Adverse slippage on market and stop fills, basis points (0: none, like Alpaca paper).
+    max_participation : float or None
+        Most of a bar's volume one order takes, e.g. 0.1; the rest fills on later bars as
+        ``partial_fill`` events. None: any size fills at once.
+    fractional : bool
+        Accept fractional ``qty`` and ``notional`` orders (whole shares otherwise).
+    multiplier : float
+        Buying power per dollar of equity: 1 (a cash account), 2 or 4 (margin).
+    shorting : bool
+        Short sales allowed (the account's ``shorting_enabled``).
+    shortable : frozenset of str or None
+        The easy-to-borrow symbols; None: all of them.
+    allow_flip : bool
+        One order may take a position from long to short (or back); Alpaca refuses it (403).
+    market_buffer : float
+        Market and stop buys are checked against buying power this fraction above the last
+        price, e.g. 0.03.
+    """
+
+    slippage_bps: float = 0.0
+    max_participation: float | None = None
+    fractional: bool = False
+    multiplier: float = 1.0
+    shorting: bool = True
+    shortable: frozenset[str] | None = None
+    allow_flip: bool = False
+    market_buffer: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.slippage_bps < 0:
+            raise ConfigError(f"slippage_bps must be >= 0, got {self.slippage_bps}")
+        if self.max_participation is not None and not 0 < self.max_participation <= 1:
+            raise ConfigError(
+                f"max_participation must be in (0, 1], e.g. 0.1, got {self.max_participation}"
+            )
+        if self.multiplier not in (1.0, 2.0, 4.0):
+            raise ConfigError(f"multiplier must be 1, 2 or 4, got {self.multiplier}")
+
 
 MIN_SHORT_EQUITY = 2_000.0
 """Dollars of equity an account needs to sell short (Alpaca's margin minimum)."""
