@@ -260,3 +260,19 @@ def test_notional_trailing_price_and_extended_hours_orders(bars):
         trailing = broker.submit_order("AAPL", 1, side="sell", type="trailing_stop",
                                        trail_price=0.5, time_in_force="gtc")  # fmt: skip
         assert (trailing.trail_price, trailing.stop_price) == (0.5, 99.51)
+
+
+def test_connect_reads_the_live_section_and_the_keys(server, monkeypatch, tmp_path):
+    from barlab.config import load_config
+    from barlab.live.broker import connect
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("APCA_API_BASE_URL", server.url)
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="APCA_API_KEY_ID and APCA_API_SECRET_KEY"):
+        connect(load_config())
+    (tmp_path / ".env").write_text(f"APCA_API_KEY_ID={KEY_ID}\nAPCA_API_SECRET_KEY={SECRET}\n")
+    broker = connect(load_config(), requests_per_minute=100_000)
+    assert broker.base_url == server.url and broker.get_clock().is_open

@@ -24,17 +24,15 @@ import requests
 
 from barlab.data.http import HttpClient, TokenBucket, backoff_s
 from barlab.errors import (
-    BrokerAuthError,
     BrokerError,
     BrokerRateLimitError,
     BrokerUnavailableError,
     ConfigError,
     DuplicateOrderError,
-    InsufficientBuyingPowerError,
     NotFoundError,
-    OrderRejectedError,
     ProviderError,
 )
+from barlab.live.broker_errors import KEY_HINT, broker_error, bulk_result, error_body
 from barlab.live.broker_models import Account, BulkResult, Clock, Order, Position
 from barlab.live.wire import dec
 
@@ -44,7 +42,6 @@ PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
 _LIVE_HOST = "api.alpaca.markets"
 _PAPER_HOST = "paper-api.alpaca.markets"
-_KEY_HINT = "check APCA_API_KEY_ID and APCA_API_SECRET_KEY (environment or ./.env)"
 _POST_RETRIES = frozenset({429})
 _NO_RETRY: frozenset[int] = frozenset()
 
@@ -89,7 +86,7 @@ class AlpacaBroker:
     ) -> None:
         _check_target(base_url, key_id, allow_live=allow_live)
         if not key_id or not secret_key:
-            raise ConfigError(f"Alpaca trading needs a key pair; {_KEY_HINT}")
+            raise ConfigError(f"Alpaca trading needs a key pair; {KEY_HINT}")
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
         self._rng = random.Random(seed)
@@ -99,7 +96,7 @@ class AlpacaBroker:
         self._http = HttpClient(
             provider="alpaca", base_url=self.base_url, secrets=[key_id, secret_key],
             bucket=TokenBucket(per_minute=requests_per_minute, burst=20),
-            auth_hint=_KEY_HINT, timeout_s=timeout_s, max_retries=max_retries,
+            auth_hint=KEY_HINT, timeout_s=timeout_s, max_retries=max_retries,
             backoff_base_s=backoff_base_s, session=session, seed=seed,
         )  # fmt: skip
 
@@ -258,7 +255,7 @@ class AlpacaBroker:
 
     def cancel_all_orders(self) -> list[BulkResult]:
         """Cancel every open order; one result per order."""
-        return [_bulk(e, "id") for e in self._send("DELETE", "/v2/orders")]
+        return [bulk_result(e, "id") for e in self._send("DELETE", "/v2/orders")]
 
     # -- positions, account, clock --------------------------------------------------------------
 
@@ -285,7 +282,7 @@ class AlpacaBroker:
         """Close every position (cancelling open orders first if asked); one result each."""
         params = {"cancel_orders": "true" if cancel_orders else "false"}
         answer = self._send("DELETE", "/v2/positions", params=params, retry=_POST_RETRIES)
-        return [_bulk(e, "symbol") for e in answer]
+        return [bulk_result(e, "symbol") for e in answer]
 
     def get_account(self) -> Account:
         return Account.from_json(self._send("GET", "/v2/account"))
@@ -320,7 +317,7 @@ class AlpacaBroker:
             response.raise_for_status()
             return response.json()
         except requests.HTTPError as e:
-            raise broker_error(response.status_code, _body(response), where) from e
+            raise broker_error(response.status_code, error_body(response), where) from e
         except ValueError as e:
             raise BrokerError(
                 f"alpaca {where} answered HTTP {response.status_code} with a body that is not "
@@ -331,47 +328,24 @@ class AlpacaBroker:
 _RETRY = frozenset({429, 500, 502, 503, 504})
 
 
-def broker_error(status: int, body: dict[str, Any], where: str) -> BrokerError:
-    """The BrokerError for an Alpaca failure: by HTTP status, then code, then message (§11)."""
-    code = body.get("code") if isinstance(body.get("code"), int) else None
-    said = str(body.get("message") or "")
-    text = f"alpaca {where} refused: HTTP {status}" + (f" {code}" if code else "") + f" {said!r}"
-    kind: type[BrokerError] = BrokerError
-    hint = ""
-    if status == 401 or (status == 403 and code is None):
-        kind, hint = BrokerAuthError, _KEY_HINT
-    elif status == 403 and "buying power" in said:
-        kind, hint = InsufficientBuyingPowerError, "use a smaller order or free buying power"
-    elif status == 422 and "must be unique" in said.replace("client order id", "client_order_id"):
-        kind, hint = DuplicateOrderError, "mint a new client_order_id for a new order"
-    elif status in (400, 403, 422):
-        kind = OrderRejectedError
-    elif status == 404:
-        kind = NotFoundError
-    elif status == 429:
-        kind, hint = BrokerRateLimitError, "slow down: Alpaca allows 200 requests a minute"
-    elif status >= 500:
-        kind, hint = BrokerUnavailableError, "Alpaca is failing; try again later"
-    message = text + (f"; {hint}" if hint else "")
-    return kind(message, status=status, code=code, broker_message=said)
+def connect(config: Any, *, allow_live: bool = False, **options: Any) -> AlpacaBroker:
+    """An AlpacaBroker for ``config.live.trading_base_url`` (paper unless configured otherwise;
+    ``$APCA_API_BASE_URL`` overrides it) with the keys from the environment or ./.env.
 
+    Raises ConfigError naming the missing variables, or the live host without ``allow_live``.
+    """
+    from barlab.config import secrets
 
-def _body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"message": response.text[:200]}
-    return body if isinstance(body, dict) else {"message": str(body)[:200]}
-
-
-def _bulk(entry: dict[str, Any], key: str) -> BulkResult:
-    status = int(entry.get("status", 0))
-    body = entry.get("body") if isinstance(entry.get("body"), dict) else {}
-    ok = status == 200
-    return BulkResult(
-        key=str(entry.get(key, "")), status=status,
-        order=Order.from_json(body) if ok and body and "id" in body else None,
-        error=None if ok else broker_error(status, body or {}, f"bulk {entry.get(key)}"),
+    found = secrets()
+    missing = [n for n in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY") if n not in found]
+    if missing:
+        raise ConfigError(
+            f"Alpaca trading needs {' and '.join(missing)}; export them or put them in ./.env "
+            "(any pair works against `backtest paper-sim`)"
+        )
+    return AlpacaBroker(
+        config.live.trading_base_url, found["APCA_API_KEY_ID"], found["APCA_API_SECRET_KEY"],
+        allow_live=allow_live, **options,
     )  # fmt: skip
 
 
