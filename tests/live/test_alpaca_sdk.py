@@ -16,6 +16,7 @@ def test_official_trading_client_places_reads_and_cancels(server):
         GetOrdersRequest,
         LimitOrderRequest,
         MarketOrderRequest,
+        ReplaceOrderRequest,
     )
 
     client = TradingClient(KEY_ID, SECRET, paper=True, url_override=server.url)
@@ -52,10 +53,42 @@ def test_official_trading_client_places_reads_and_cancels(server):
     clock = client.get_clock()
     assert clock.is_open
 
-    client.cancel_order_by_id(limit.id)
-    assert client.get_order_by_id(limit.id).status == OrderStatus.CANCELED
+    replaced = client.replace_order_by_id(limit.id, ReplaceOrderRequest(limit_price=149.5))
+    assert replaced.replaces == limit.id and float(replaced.limit_price) == 149.5
+    client.cancel_order_by_id(replaced.id)
+    assert client.get_order_by_id(replaced.id).status == OrderStatus.CANCELED
+    assert client.get_order_by_id(limit.id).status == OrderStatus.REPLACED
     closing = client.close_position("AAPL")
     assert closing.side == OrderSide.SELL and float(closing.qty) == 10
     server.advance()
     assert client.get_all_positions() == []
     assert client.cancel_orders() == []
+
+
+def test_official_client_bulk_answers_and_errors(server):
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+
+    client = TradingClient(KEY_ID, SECRET, paper=True, url_override=server.url)
+    for symbol in ("AAPL", "MSFT"):
+        client.submit_order(
+            MarketOrderRequest(symbol=symbol, qty=2, side=OrderSide.BUY,
+                               time_in_force=TimeInForce.DAY)
+        )  # fmt: skip
+    server.advance()
+    resting = client.submit_order(
+        LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
+                          time_in_force=TimeInForce.GTC, limit_price=10.0)
+    )  # fmt: skip
+    cancelled = client.cancel_orders()
+    assert [(str(c.id), c.status) for c in cancelled] == [(str(resting.id), 200)]
+    closed = client.close_all_positions(cancel_orders=True)
+    assert sorted((c.symbol, c.status) for c in closed) == [("AAPL", 200), ("MSFT", 200)]
+    with pytest.raises(APIError) as info:
+        client.submit_order(
+            MarketOrderRequest(symbol="AAPL", qty=100_000, side=OrderSide.BUY,
+                               time_in_force=TimeInForce.DAY)
+        )  # fmt: skip
+    assert info.value.status_code == 403 and info.value.code == 40310000
