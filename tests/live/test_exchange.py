@@ -324,3 +324,12 @@ def test_replays_are_deterministic():
         return seen
 
     assert run() == run()
+
+
+def test_wash_trade_guard(bars):
+    ex = PaperExchange(bars, wash_trade_guard=True)
+    ex.submit_order(order(type="limit", limit_price="90", tif="gtc"))
+    with pytest.raises(ExchangeRejection, match="potential wash trade detected") as info:
+        ex.submit_order(order(side="sell", type="limit", limit_price="120", qty="1"))
+    assert info.value.status == 403
+    PaperExchange(bars).submit_order(order(side="sell", qty="1"))  # off by default

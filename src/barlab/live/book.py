@@ -45,6 +45,9 @@ class ExchangeRules:
     market_buffer : float
         Market and stop buys are checked against buying power this fraction above the last
         price, e.g. 0.03.
+    wash_trade_guard : bool
+        Refuse an order opposite to an open order in the same symbol (403, "potential wash
+        trade detected"), as Alpaca can.
     """
 
     slippage_bps: float = 0.0
@@ -55,6 +58,7 @@ class ExchangeRules:
     shortable: frozenset[str] | None = None
     allow_flip: bool = False
     market_buffer: float = 0.03
+    wash_trade_guard: bool = False
 
     def __post_init__(self) -> None:
         if self.slippage_bps < 0:
@@ -116,6 +120,10 @@ def reserved(ex: PaperExchange) -> float:
 
 def check_submit(ex: PaperExchange, req: OrderRequest, col: int) -> None:
     """Shorting and buying-power checks; ExchangeRejection (403/422) when the order may not go."""
+    if ex.rules.wash_trade_guard and any(
+        o.is_open and o.col == col and o.side != req.side for o in ex.orders.values()
+    ):
+        raise ExchangeRejection(403, 40310000, "potential wash trade detected. use complex orders")
     pos = ex.portfolio.qty(col)
     qty = req.qty if req.qty is not None else req.notional / ex.ref_price(col)  # type: ignore[operator]
     opposite = max(0.0, pos) if req.side < 0 else max(0.0, -pos)

@@ -5,7 +5,7 @@ Interface (stable; the HTTP and WebSocket layers of the emulator are built on it
 ---------------------------------------------------------------------------------
 ``PaperExchange(bars, *, cash=100_000.0, rules=None, seed=0, **rule_options)``
     ``rule_options`` are the fields of :class:`ExchangeRules` (slippage_bps, max_participation,
-    fractional, multiplier, shorting, shortable, allow_flip, market_buffer).
+    fractional, multiplier, shorting, shortable, allow_flip, market_buffer, wash_trade_guard).
 ``now_ns``; ``index`` (the last closed bar, -1 before the first); ``bars``; ``symbols``;
 ``clock`` (:class:`~barlab.live.market_clock.MarketClock`)
 ``advance() -> int | None``
