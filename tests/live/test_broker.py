@@ -85,8 +85,16 @@ def test_replace_and_cancel(server, broker):
     assert old.status == "replaced" and old.replaced_by == new.id
     broker.cancel_order(new.id)
     assert broker.get_order(new.id).status == "canceled"
-    with pytest.raises(OrderRejectedError, match="canceled") as info:
-        broker.cancel_order(new.id)
+    broker.cancel_order(new.id)  # already canceled: done, not an error
+    other = broker.submit_order("AAPL", 1, side="buy", type="limit", limit_price=90.0)
+    server.inject_5xx(1, after_processing=True)  # canceled, answer lost, retried: still fine
+    broker.cancel_order(other.id)
+    assert broker.stats.retries == 1
+    assert broker.get_order(other.id).status == "canceled"
+    filled = broker.submit_order("AAPL", 1, side="buy")
+    server.advance()
+    with pytest.raises(OrderRejectedError, match="filled") as info:
+        broker.cancel_order(filled.id)
     assert info.value.status == 422 and info.value.code == 42210000
     with pytest.raises(NotFoundError) as info:
         broker.cancel_order("00000000-0000-4000-8000-000000000000")

@@ -30,6 +30,7 @@ from barlab.errors import (
     ConfigError,
     DuplicateOrderError,
     NotFoundError,
+    OrderRejectedError,
     ProviderError,
 )
 from barlab.live.broker_errors import KEY_HINT, broker_error, bulk_result, error_body
@@ -250,8 +251,13 @@ class AlpacaBroker:
 
     def cancel_order(self, order_id: str) -> None:
         """Ask to cancel (the ``canceled`` event confirms). NotFoundError for an unknown id;
-        OrderRejectedError (422) when it is already filled, canceled or expired."""
-        self._send("DELETE", f"/v2/orders/{_id(order_id)}")
+        OrderRejectedError (422) when it already filled or expired. A 422 for an order that is
+        already canceled (a retried cancel that had landed) is success."""
+        try:
+            self._send("DELETE", f"/v2/orders/{_id(order_id)}")
+        except OrderRejectedError as e:
+            if e.status != 422 or self.get_order(order_id).status != "canceled":
+                raise
 
     def cancel_all_orders(self) -> list[BulkResult]:
         """Cancel every open order; one result per order."""
