@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_promote_parser(sub, _Parser)
 
+    from barlab.cli.live import add_parser as add_live_parser
+
+    add_live_parser(sub, _Parser)
+
     cfg = sub.add_parser(
         "config", help="show the resolved configuration", description="Configuration commands."
     )

@@ -1,0 +1,188 @@
+"""`backtest live STRATEGY --paper | --replay | --live`: the live bridge from the command line.
+
+``--replay`` runs the bridge against the local paper emulator over cached bars and prints the
+parity report against the backtest (saved under reports/runs/<id>/); ``--paper`` trades the
+promoted strategy on Alpaca paper trading until SIGTERM or Ctrl-C; ``--dry-run`` logs the
+orders it would send and sends none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from barlab.errors import ConfigError, UsageError
+
+LIVE_EPILOG = """\
+examples:
+  backtest live sma_crossover --replay --from 2024-03-04 --to 2024-03-08 --symbols AAPL,MSFT,TSLA
+  backtest live sma_crossover --paper --dry-run     # logs the orders it would send
+  backtest live sma_crossover --paper               # trades the promoted strategy on paper
+
+Keys come only from the environment (or ./.env): APCA_API_KEY_ID and APCA_API_SECRET_KEY.
+The strategy's window: --window, else its `lookback` attribute (bars), else 4 x its largest
+integer parameter (at least 200). Orders are sized at the signal bar's close (size_on=signal),
+the rule the replay's backtest side uses too, so the parity report compares like with like.
+"""
+
+
+def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    live = sub.add_parser(
+        "live",
+        help="run a strategy on Alpaca paper trading, or replay it offline with a parity report",
+        description="Run STRATEGY bar by bar through the live bridge: on Alpaca paper trading "
+        "(--paper), or offline against the local paper emulator with a parity report against "
+        "the backtest (--replay).",
+        epilog=LIVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    live.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    mode = live.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--paper", action="store_true", help="trade on Alpaca paper trading")
+    mode.add_argument("--replay", action="store_true", help="offline replay with parity report")
+    mode.add_argument("--live", action="store_true", help="trade real money (needs --confirm-live)")
+    live.add_argument("--confirm-live", action="store_true", help="yes, --live trades real money")
+    live.add_argument("--dry-run", action="store_true", help="log the orders, send none")
+    live.add_argument("--from", dest="start", metavar="DATE", help="replay: first day")
+    live.add_argument("--to", dest="end", metavar="DATE", help="replay: last day (default: --from)")
+    live.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
+    live.add_argument("--timeframe", choices=["1m", "5m", "15m", "1h", "1d"], help="bar size")
+    live.add_argument(
+        "--source", choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
+        help="replay: where cached bars come from (default: [data] source)",
+    )  # fmt: skip
+    live.add_argument("--session", choices=["rth", "all"], help=argparse.SUPPRESS)
+    live.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="strategy parameter, repeatable: --param fast=20",
+    )  # fmt: skip
+    live.add_argument("--window", type=int, metavar="BARS", help="rolling window length in bars")
+    live.add_argument("--journal", metavar="PATH", help="the journal file (default: per strategy)")
+    live.add_argument("--cash", type=float, metavar="USD", help="replay: starting cash")
+    live.add_argument("--size-pct", type=float, metavar="FRACTION", help="equity put to work")
+    live.add_argument("--slippage-bps", type=float, metavar="BPS", help="replay: slippage")
+    live.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    live.set_defaults(
+        func=cmd_live, stop_loss=None, take_profit=None, trailing_stop=None, fill_policy=None,
+        commission=None, fractional=None,
+    )  # fmt: skip
+
+
+def cmd_live(args: argparse.Namespace, config: Any) -> int:
+    import barlab
+    from barlab.cli import backtest_options, parse_params
+    from barlab.live.bridge import BridgeConfig, bridge_options
+    from barlab.live.window import default_window
+
+    if args.live and not args.confirm_live:
+        raise UsageError("--live trades real money; add --confirm-live to say so (or use --paper)")
+    if args.replay and (args.dry_run or args.confirm_live):
+        raise UsageError("--replay sends orders only to the local emulator; drop --dry-run")
+    strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
+    params = parse_params(args.param)
+    strategy = strategy_cls(**params)
+    opts = backtest_options(args, config)
+    if args.size_pct is not None:
+        opts["size_pct"] = args.size_pct
+    options = bridge_options(barlab.BacktestOptions.from_kwargs(**opts))
+    window = args.window if args.window is not None else default_window(strategy)
+    if args.replay:
+        return _replay(args, config, strategy, options, window)
+    cfg = BridgeConfig(options=options, window_bars=window, dry_run=args.dry_run)
+    return _trade(args, config, strategy_cls, params, strategy, cfg)
+
+
+def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, window: int):
+    from barlab.cli import load_bars_for
+    from barlab.data.request import parse_date
+    from barlab.live.bridge import BridgeConfig
+    from barlab.live.parity import save
+    from barlab.live.replay import replay, replay_options
+
+    if not args.start:
+        raise UsageError("--replay needs --from DATE (and --to DATE), e.g. --from 2024-03-04")
+    start = parse_date(args.start, "--from")
+    end = parse_date(args.end, "--to") if args.end else start
+    bars = load_bars_for(args, config, start, end)
+    cfg = BridgeConfig(options=replay_options(options), window_bars=window)
+    info = {
+        "kind": "replay", "strategy": strategy.label(), "params": strategy.get_params(),
+        "symbols": list(bars.symbols), "timeframe": bars.timeframe, "source": bars.source,
+        "synthetic": bars.synthetic, "start": str(start), "end": str(end),
+        "data_version": bars.version, "window_bars": window,
+        "options": cfg.options.to_dict(),
+    }  # fmt: skip
+    folder = Path(config.reports_dir) / "runs" / _run_id(info)
+    result = replay(strategy, bars, config=cfg, journal_path=folder / "journal.jsonl")
+    save(result.report, folder, backtest=result.backtest, bridge=result.bridge, info=info)
+    kind = " · SYNTHETIC demo market" if bars.synthetic else ""
+    print(
+        f"{strategy!r} · {', '.join(bars.symbols)} · {bars.timeframe} · {start} → {end} · "
+        f"{bars.n_bars:,} bars{kind}"
+    )
+    print(result.report.summary())
+    print(f"run: {folder}")
+    return 0 if result.report.exact else 1
+
+
+def _run_id(info: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-replay-{info['strategy']}-{digest[:6]}"
+
+
+def _trade(
+    args: argparse.Namespace, config: Any, strategy_cls: Any, params: dict, strategy: Any, cfg: Any
+) -> int:
+    from barlab.config import secrets
+    from barlab.live.runner import Endpoints, SessionOptions, run_session
+
+    keys = secrets()
+    missing = [k for k in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY") if not keys.get(k)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not set: export your Alpaca paper keys "
+            "(APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...) or put them in ./.env"
+        )
+    # PROMOTION CHECK: a strategy trades only once promoted (barlab.live.promotion); where that
+    # module is missing (an install without it) there is nothing to check against.
+    try:
+        from barlab.live.promotion import require_promoted
+    except ImportError:
+        require_promoted = None
+    if require_promoted is not None:
+        require_promoted(strategy_cls, params, reports_dir=config.reports_dir)
+    live = config.live
+    endpoints = Endpoints(
+        trading_url=live.trading_base_url, stream_url=live.data_stream_url,
+        data_url=config.alpaca.data_base_url, feed=live.feed, allow_live=args.live,
+        key_id=keys["APCA_API_KEY_ID"], secret_key=keys["APCA_API_SECRET_KEY"],
+    )  # fmt: skip
+    journal = Path(args.journal) if args.journal else _journal_path(config, strategy)
+    listed = args.symbols or ",".join(config.strategy.symbols)
+    symbols = tuple(s.strip().upper() for s in listed.split(",") if s.strip())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    mode = "DRY RUN (no orders sent)" if cfg.dry_run else ("LIVE" if args.live else "paper")
+    print(f"{strategy!r} on {', '.join(symbols)} · {mode} · journal {journal}", flush=True)
+    bridge = run_session(
+        strategy, endpoints=endpoints, symbols=symbols,
+        timeframe=args.timeframe or config.strategy.timeframe, config=cfg, journal_path=journal,
+        stop=stop, options=SessionOptions(on_shutdown=live.on_shutdown),
+    )  # fmt: skip
+    print(f"stopped: {json.dumps(bridge.stats)}")
+    return 0
+
+
+def _journal_path(config: Any, strategy: Any) -> Path:
+    """One journal per strategy and parameters, so a restart resumes it."""
+    key = json.dumps(strategy.get_params(), sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return Path(config.reports_dir) / "live" / f"{strategy.label()}-{digest}.jsonl"

@@ -1,0 +1,380 @@
+"""LiveBridge: the same Strategy and the same RiskRules, bar by bar, against a broker.
+
+On each closed bar time the bridge extends its rolling window (:mod:`barlab.live.window`),
+calls ``strategy.signals(window)``, takes the last row, sizes and limits it by the engine's
+rules (:mod:`barlab.live.orders`) on the account the broker reports, and sends market orders
+with deterministic client order ids; everything it sees and does goes to an append-only
+journal (:mod:`barlab.live.journal`). No strategy logic lives here.
+
+The rules it shares with the backtest (``size_on="signal"``, see
+:func:`bridge_options`): an instruction decided at bar t's close is sized on the equity
+marked at that close (cash from the broker, positions from the broker, marked at the window's
+closes) and the close as the price, and fills at bar t+1's open; once equity at a close is
+``daily_loss_limit`` below the session's start (the broker's ``last_equity``), the kill switch
+cancels every open order, closes every position at the next open and refuses any order that
+adds exposure for the rest of the session (the backtest's ``daily_loss_flatten``).
+
+Restarts: a bar time with a ``bar`` record was fully handled and is never redone; an intent
+whose client order id the journal or the broker already knows is never sent again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from barlab.engine.backtest import BacktestOptions, session_ids, to_target
+from barlab.engine.kernel import signal_step_nb
+from barlab.errors import (
+    BrokerError,
+    BrokerRateLimitError,
+    BrokerUnavailableError,
+    ConfigError,
+    DuplicateOrderError,
+    StrategyError,
+)
+from barlab.live.journal import Journal, JournalState
+from barlab.live.marketdata import Bar
+from barlab.live.orders import AccountView, OrderIntent, Planner
+from barlab.live.window import BarAssembler, BarWindow
+from barlab.strategy import Signals, Strategy
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ATTEMPTS = 12
+"""Tries to read the account at a bar (about a minute of backoff in all) before giving up."""
+
+
+def bridge_options(options: BacktestOptions) -> BacktestOptions:
+    """The options the bridge and its parity backtest share: sized on the signal bar's close,
+    and a daily loss limit that flattens (the kill switch). Attached exits (stop-loss, take
+    profit, trailing stop) and volume participation are not run live yet: a ConfigError."""
+    for name in ("stop_loss", "take_profit", "trailing_stop"):
+        if getattr(options, name) is not None:
+            raise ConfigError(
+                f"the live bridge does not run attached exits yet; unset {name} "
+                f"(the backtest option or --{name.replace('_', '-')})"
+            )
+    if options.costs.max_participation is not None:
+        raise ConfigError("the live bridge sends whole orders; unset max_participation")
+    risk = dataclasses.replace(options.risk, daily_loss_flatten=True)
+    return dataclasses.replace(options, size_on="signal", risk=risk)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeConfig:
+    """How the bridge trades.
+
+    Attributes
+    ----------
+    options : BacktestOptions
+        Sizing, costs and risk rules, as :func:`bridge_options` returns them.
+    window_bars : int
+        Bar times the rolling window keeps, e.g. 200 (see :mod:`barlab.live.window`).
+    dry_run : bool
+        Journal and log the orders it would send; send none, cancel none.
+    time_in_force : str
+        Of every order: ``"day"`` (an order sent after the close works the next session).
+    """
+
+    options: BacktestOptions
+    window_bars: int
+    dry_run: bool = False
+    time_in_force: str = "day"
+
+    def __post_init__(self) -> None:
+        if self.options.size_on != "signal":
+            raise ConfigError("BridgeConfig.options must come from bridge_options(options)")
+        if self.window_bars < 2:
+            raise ConfigError(f"window_bars must be at least 2, got {self.window_bars}")
+
+
+class LiveBridge:
+    """Runs ``strategy`` on closed bars against ``broker``, journalling to ``journal``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        e.g. ``SmaCrossover(fast=10, slow=50)``.
+    broker : AlpacaBroker
+        Or anything with its methods (get_account, list_positions, list_orders, submit_order,
+        cancel_all_orders, get_order_by_client_id).
+    symbols : tuple of str
+    timeframe : str
+        e.g. ``"1m"``.
+    journal : Journal
+    config : BridgeConfig
+    source : str
+        Labels the window's Bars (``"demo"`` in a replay of the demo market).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        broker: Any,
+        symbols: tuple[str, ...],
+        timeframe: str,
+        journal: Journal,
+        config: BridgeConfig,
+        source: str = "alpaca",
+    ) -> None:
+        self.strategy = strategy
+        self.broker = broker
+        self.symbols = tuple(symbols)
+        self.journal = journal
+        self.config = config
+        self.window = BarWindow(
+            self.symbols, timeframe=timeframe, size=config.window_bars, source=source
+        )
+        self.assembler = BarAssembler(self.symbols)
+        self.planner = Planner(
+            strategy=strategy.label(), params=strategy.get_params(), symbols=self.symbols,
+            options=config.options,
+        )  # fmt: skip
+        self.signal_state = np.zeros(len(self.symbols), dtype=np.int64)
+        self.session = -1
+        self.halted = False
+        self.stopped = False
+        self.peak = -math.inf
+        self.done: set[int] = set()
+        self.known: set[str] = set()
+        self.stats = {"bars": 0, "orders": 0, "refused": 0, "errors": 0, "skipped": 0}
+
+    # -- start ---------------------------------------------------------------------------------
+    def resume(self, state: JournalState) -> None:
+        """Take up where an earlier run's journal stopped: bars done, intents decided, the
+        signal state and halt flags of its last bar."""
+        self.done = set(state.bars)
+        self.known = set(state.submitted)
+        last = state.last_bar
+        if last is not None:
+            self.signal_state = np.array(last["signal_state"], dtype=np.int64)
+            self.session = int(last["session"])
+            self.halted, self.stopped = bool(last["halted"]), bool(last["stopped"])
+            self.peak = float(last["peak"])
+        self._check_unconfirmed(state)
+
+    def _check_unconfirmed(self, state: JournalState) -> None:
+        """Intents journalled without a broker answer (a crash mid-submit): known when the
+        broker has them, else free to be sent again if their bar is redone."""
+        for coid in set(state.intents) - state.submitted:
+            if state.intents[coid]["kind"] == "dry_run":
+                continue
+            try:
+                order = self.broker.get_order_by_client_id(coid)
+            except BrokerError:
+                continue
+            self.known.add(coid)
+            self.journal.append(
+                "submit", client_order_id=coid, order_id=order.id, status=order.status,
+                found_on="reconcile",
+            )  # fmt: skip
+
+    def reconcile(self) -> dict[str, Any]:
+        """Read positions and open orders from the broker and journal them; the open orders'
+        client order ids count as sent."""
+        positions = {p.symbol: p.qty for p in self.broker.list_positions()}
+        orders = self.broker.list_orders(status="open", limit=500)
+        self.known.update(o.client_order_id for o in orders)
+        record = self.journal.append(
+            "reconcile", positions=positions,
+            open_orders=[{"client_order_id": o.client_order_id, "symbol": o.symbol,
+                          "side": o.side, "qty": o.qty, "status": o.status} for o in orders],
+        )  # fmt: skip
+        log.info("bridge reconciled: %d positions, %d open orders", len(positions), len(orders))
+        return record
+
+    # -- bars ----------------------------------------------------------------------------------
+    def on_bar(self, bar: Bar) -> None:
+        """One bar from the feed: acts on every bar time it completes."""
+        for ts, bars in self.assembler.add(bar):
+            self.process(ts, bars)
+
+    def flush(self, before_ns: int) -> None:
+        """Act on the incomplete bar times that start before ``before_ns`` (a symbol that did
+        not trade sends no bar)."""
+        for ts, bars in self.assembler.flush(before_ns):
+            self.process(ts, bars)
+
+    def warm(self, bars: list[Bar]) -> None:
+        """History before the stream: into the window, no orders."""
+        for bar in sorted(bars, key=lambda b: b.ts_ns):
+            for ts, group in self.assembler.add(bar):
+                self.window.push(ts, group)
+        for ts, group in self.assembler.flush(2**62):
+            self.window.push(ts, group)
+
+    def process(self, ts: int, bars: list[Bar], *, trade: bool = True) -> None:
+        """Bar time ``ts`` closed with ``bars``: extend the window, then (unless the journal
+        says it was done) act on it and journal it."""
+        if self.window.last_ts is not None and ts <= self.window.last_ts:
+            return
+        self.window.push(ts, bars)
+        if not trade or ts in self.done:
+            return
+        self._act(ts)
+
+    def _account(self) -> tuple[Any, dict[str, float]]:
+        """The broker's account and positions; a rate limit or an outage is waited out (with
+        backoff, journalled) rather than skipping the bar. Auth and other errors propagate."""
+        for attempt in range(ACCOUNT_ATTEMPTS):
+            try:
+                account = self.broker.get_account()
+                return account, {p.symbol: p.qty for p in self.broker.list_positions()}
+            except (BrokerRateLimitError, BrokerUnavailableError) as e:
+                if attempt + 1 == ACCOUNT_ATTEMPTS:
+                    raise
+                wait = min(0.1 * 2**attempt, 10.0)
+                log.warning("bridge: reading the account failed (%s); again in %.1f s", e, wait)
+                self.journal.append("error", where="account", error=str(e), wait_s=wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _act(self, ts: int) -> None:
+        account, held = self._account()
+        positions = np.array([float(held.get(s, 0.0)) for s in self.symbols])
+        session = int(session_ids(np.array([ts], dtype=np.int64))[0])
+        if session != self.session:
+            self.session, self.halted = session, False
+        view = AccountView(
+            positions=positions, closes=self.window.last_close.copy(), cash=account.cash,
+            buying_power=account.buying_power,
+        )  # fmt: skip
+        equity = view.equity
+        risk = self.config.options.risk
+        start = account.last_equity if account.last_equity is not None else equity
+        hit = risk.daily_loss_limit is not None and equity <= start - risk.daily_loss_limit
+        kill = hit and not self.halted
+        self.halted = self.halted or hit
+        self.peak = max(self.peak, equity)
+        if risk.max_drawdown is not None and equity <= self.peak * (1.0 - risk.max_drawdown):
+            self.stopped = True
+        view = dataclasses.replace(view, halted=self.halted, stopped=self.stopped)
+        row, size_type = self._last_row()
+        intents: list[OrderIntent] = []
+        if kill:
+            intents += self._kill_switch(ts, view, equity, start)
+            row[positions != 0.0] = np.nan  # those close at the next open
+        intents += self.planner.plan(row, view, bar_ts_ns=ts, size_type=size_type)
+        for intent in intents:
+            self._send(intent)
+        self.journal.append(
+            "bar", ts_ns=ts, equity=equity, session_start_equity=start,
+            positions=positions.tolist(), signal_state=self.signal_state.tolist(),
+            halted=self.halted, stopped=self.stopped, peak=self.peak, session=self.session,
+        )  # fmt: skip
+        self.done.add(ts)
+        self.stats["bars"] += 1
+
+    def _last_row(self) -> tuple[np.ndarray, str]:
+        """The strategy's instruction row for the window's last bar, and its size type."""
+        window = self.window.bars()
+        signals = self.strategy.signals(window)
+        if not isinstance(signals, Signals):
+            raise StrategyError(
+                f"{self.strategy.label()}.signals() must return Signals, "
+                f"got {type(signals).__name__}"
+            )
+        shape = window.close.shape
+        for name in ("limit_price", "stop_price"):
+            prices = getattr(signals, name)
+            if prices is not None and np.any(np.isfinite(prices[-1])):
+                raise StrategyError(
+                    f"{self.strategy.label()} sets Signals.{name}: the live bridge sends market "
+                    "orders only for now"
+                )
+        if signals.target is not None:
+            return to_target(signals, shape)[-1].copy(), signals.size_type
+        signals.check(shape)
+        row = np.full(len(self.symbols), np.nan)
+        for j in range(len(self.symbols)):
+            flags = [
+                bool(a[-1, j]) if a is not None else False
+                for a in (signals.entries, signals.exits, signals.short_entries,
+                          signals.short_exits)
+            ]  # fmt: skip
+            new = signal_step_nb(int(self.signal_state[j]), *flags)
+            if new != self.signal_state[j]:
+                row[j] = float(new)
+                self.signal_state[j] = new
+        return row, signals.size_type
+
+    # -- orders --------------------------------------------------------------------------------
+    def _kill_switch(
+        self, ts: int, view: AccountView, equity: float, start: float
+    ) -> list[OrderIntent]:
+        limit = self.config.options.risk.daily_loss_limit
+        log.warning(
+            "daily loss limit hit: equity %.2f <= session start %.2f - %.2f; cancelling all "
+            "orders, flattening, halting for the session", equity, start, limit,
+        )  # fmt: skip
+        self.journal.append(
+            "kill_switch", ts_ns=ts, equity=equity, session_start_equity=start, limit=limit
+        )
+        if not self.config.dry_run:
+            try:
+                self.broker.cancel_all_orders()
+            except BrokerError as e:
+                log.error("kill switch: cancelling all orders failed: %s", e)
+                self.journal.append("error", where="cancel_all_orders", error=str(e))
+        return self.planner.flatten(view, bar_ts_ns=ts)
+
+    def _send(self, intent: OrderIntent) -> None:
+        coid = intent.client_order_id
+        if intent.qty <= 0.0:
+            self.stats["refused"] += 1
+            self.journal.append("refused", **intent.to_json())
+            log.info("bridge: %s %s refused (%s)", intent.side, intent.symbol, intent.reason)
+            return
+        if coid in self.known:
+            self.stats["skipped"] += 1
+            log.info("bridge: order %s already sent; not sending it again", coid)
+            return
+        if self.config.dry_run:
+            self.journal.append("dry_run", **intent.to_json())
+            log.info("DRY RUN: would %s %g %s at market (%s)", intent.side, intent.qty,
+                     intent.symbol, coid)  # fmt: skip
+            return
+        self.journal.append("intent", **intent.to_json())
+        try:
+            order = self.broker.submit_order(
+                intent.symbol, intent.qty, side=intent.side, type=intent.type,
+                time_in_force=self.config.time_in_force, client_order_id=coid,
+            )  # fmt: skip
+        except DuplicateOrderError:
+            self.known.add(coid)
+            self.journal.append("submit", client_order_id=coid, status="duplicate")
+            return
+        except BrokerError as e:  # refused or unreachable: journalled, never fatal
+            self.stats["errors"] += 1
+            log.warning("bridge: order %s %s %g refused: %s", intent.symbol, intent.side,
+                        intent.qty, e)  # fmt: skip
+            self.journal.append(
+                "submit", client_order_id=coid, error=str(e), status=getattr(e, "status", None)
+            )
+            return
+        self.known.add(coid)
+        self.stats["orders"] += 1
+        self.journal.append("submit", client_order_id=coid, order_id=order.id, status=order.status)
+
+    def on_trade_update(self, update: Any) -> None:
+        """A trade_updates event: fills are journalled with price, qty and position."""
+        order = update.order
+        record = {
+            "event": update.event, "client_order_id": update.client_order_id,
+            "order_id": update.order_id, "symbol": order.get("symbol"),
+            "side": order.get("side"), "status": order.get("status"),
+            "price": None if update.price is None else float(update.price),
+            "qty": None if update.qty is None else float(update.qty),
+            "position_qty": None if update.position_qty is None else float(update.position_qty),
+            "timestamp_ns": update.timestamp_ns,
+        }  # fmt: skip
+        kind = "fill" if update.event in ("fill", "partial_fill") else "update"
+        self.journal.append(kind, **record)
