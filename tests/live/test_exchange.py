@@ -333,3 +333,25 @@ def test_wash_trade_guard(bars):
         ex.submit_order(order(side="sell", type="limit", limit_price="120", qty="1"))
     assert info.value.status == 403
     PaperExchange(bars).submit_order(order(side="sell", qty="1"))  # off by default
+
+
+def test_random_partial_fills_are_seeded():
+    def fills(seed: int) -> list[str]:
+        ex = PaperExchange(session_bars(("2024-03-05",), minutes=40), partial_fill_rate=0.5,
+                           seed=seed)  # fmt: skip
+        seen = recording(ex)
+        for _ in range(10):
+            ex.submit_order(order(qty="50"))
+        for _ in range(30):
+            ex.advance()
+        assert all(o.status == "filled" for o in ex.orders.values())
+        return [e for e, _ in events(seen) if e.endswith("fill")]
+
+    first = fills(1)
+    assert first == fills(1) and "partial_fill" in first
+    assert fills(1) != fills(2)
+    plain = PaperExchange(session_bars(("2024-03-05",), minutes=3))
+    seen = recording(plain)
+    plain.submit_order(order(qty="50"))
+    plain.advance()
+    assert events(seen)[-1] == ("fill", "filled")

@@ -60,6 +60,11 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "--max-participation", type=float, metavar="FRACTION",
         help="most of a bar's volume an order takes (partial fills), e.g. 0.1",
     )  # fmt: skip
+    ps.add_argument(
+        "--partial-fill-rate", type=float, default=0.0, metavar="P",
+        help="chance a fill is cut to a random part, e.g. 0.1 like Alpaca paper (default 0)",
+    )  # fmt: skip
+    ps.add_argument("--seed", type=int, default=0, help="seeds ids and random partial fills")
     ps.add_argument("--fractional", action="store_true", help="accept fractional and notional")
     ps.add_argument("--key-id", metavar="KEY", help="the only key id accepted (default: any)")
     ps.add_argument("--secret", metavar="SECRET", help="the only secret key accepted")
@@ -86,6 +91,7 @@ def cmd_paper_sim(args: argparse.Namespace, config: Any) -> int:
     exchange = PaperExchange(
         bars, cash=args.cash, slippage_bps=args.slippage_bps,
         max_participation=args.max_participation, fractional=args.fractional,
+        partial_fill_rate=args.partial_fill_rate, seed=args.seed,
     )  # fmt: skip
     return asyncio.run(_serve(exchange, args))
 

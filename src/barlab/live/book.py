@@ -48,6 +48,9 @@ class ExchangeRules:
     wash_trade_guard : bool
         Refuse an order opposite to an open order in the same symbol (403, "potential wash
         trade detected"), as Alpaca can.
+    partial_fill_rate : float
+        Chance that a fill is cut to a random part of the order (seeded), e.g. 0.1 as Alpaca's
+        paper fills do about 10% of the time; the rest fills on later bars. 0: never.
     """
 
     slippage_bps: float = 0.0
@@ -59,6 +62,7 @@ class ExchangeRules:
     allow_flip: bool = False
     market_buffer: float = 0.03
     wash_trade_guard: bool = False
+    partial_fill_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.slippage_bps < 0:
@@ -66,6 +70,10 @@ class ExchangeRules:
         if self.max_participation is not None and not 0 < self.max_participation <= 1:
             raise ConfigError(
                 f"max_participation must be in (0, 1], e.g. 0.1, got {self.max_participation}"
+            )
+        if not 0 <= self.partial_fill_rate <= 1:
+            raise ConfigError(
+                f"partial_fill_rate must be in [0, 1], e.g. 0.1, got {self.partial_fill_rate}"
             )
         if self.multiplier not in (1.0, 2.0, 4.0):
             raise ConfigError(f"multiplier must be 1, 2 or 4, got {self.multiplier}")
@@ -202,7 +210,8 @@ def replacement(ex: PaperExchange, old: PaperOrder, body: Any) -> PaperOrder:
 
 
 def fill_qty(ex: PaperExchange, order: PaperOrder, price: float, volume: float) -> float:
-    """Shares ``order`` fills at ``price`` in a bar of ``volume`` shares (participation cap)."""
+    """Shares ``order`` fills at ``price`` in a bar of ``volume`` shares (participation cap,
+    random partial fills)."""
     if order.qty is None:  # notional: the shares the dollars buy, to 9 decimals
         order.qty = math.floor(order.notional / price * 1e9) / 1e9  # type: ignore[operator]
     qty = order.remaining
@@ -211,6 +220,10 @@ def fill_qty(ex: PaperExchange, order: PaperOrder, price: float, volume: float) 
         limit = 0.0 if math.isnan(volume) else cap * volume
         limit = limit if ex.rules.fractional else math.floor(limit)
         qty = min(qty, limit)
+    rate = ex.rules.partial_fill_rate
+    if rate > 0 and qty > 1 and ex.fill_rng.random() < rate:  # drawn only when enabled
+        part = qty * ex.fill_rng.uniform(0.1, 0.9)
+        qty = max(1.0, part if ex.rules.fractional else math.floor(part))
     return max(0.0, round(qty, 9))
 
 

@@ -5,7 +5,8 @@ Interface (stable; the HTTP and WebSocket layers of the emulator are built on it
 ---------------------------------------------------------------------------------
 ``PaperExchange(bars, *, cash=100_000.0, rules=None, seed=0, **rule_options)``
     ``rule_options`` are the fields of :class:`ExchangeRules` (slippage_bps, max_participation,
-    fractional, multiplier, shorting, shortable, allow_flip, market_buffer, wash_trade_guard).
+    fractional, multiplier, shorting, shortable, allow_flip, market_buffer, wash_trade_guard,
+    partial_fill_rate).
 ``now_ns``; ``index`` (the last closed bar, -1 before the first); ``bars``; ``symbols``;
 ``clock`` (:class:`~barlab.live.market_clock.MarketClock`)
 ``advance() -> int | None``
@@ -71,7 +72,8 @@ class PaperExchange:
     rules : ExchangeRules, optional
         Fill and account rules; or pass their fields as keywords.
     seed : int
-        Seeds order and execution ids, so a replay is the same every time.
+        Seeds order and execution ids and the random partial fills, so a replay is the same
+        every time.
     """
 
     def __init__(
@@ -95,6 +97,8 @@ class PaperExchange:
         self.index = -1
         self._now = int(bars.ts_ns[0])
         self._rng = random.Random(seed)
+        self.fill_rng = random.Random(seed + 1)
+        """Draws the random partial fills (apart, so the ids do not depend on them)."""
         self._listeners: list[Listener] = []
 
     # -- time ----------------------------------------------------------------------------------
