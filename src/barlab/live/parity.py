@@ -99,10 +99,14 @@ def compare(backtest: pl.DataFrame, bridge: pl.DataFrame, *, bridge_positions: d
     final = json.loads(backtest["final_positions"][0]) if len(backtest) else {}
     bt = {(r["symbol"], r["signal_ns"]): r for r in backtest.select(COLUMNS).to_dicts()}
     br = {(r["symbol"], r["signal_ns"]): r for r in bridge.select(COLUMNS).to_dicts()}
-    missed = [bt[k] for k in sorted(bt.keys() - br.keys())]
-    extra = [br[k] for k in sorted(br.keys() - bt.keys())]
+
+    def in_time(keys: set) -> list:
+        return sorted(keys, key=lambda k: (k[1], k[0]))
+
+    missed = [bt[k] for k in in_time(bt.keys() - br.keys())]
+    extra = [br[k] for k in in_time(br.keys() - bt.keys())]
     mismatched, matched, max_px, max_delay = [], 0, 0.0, 0.0
-    for key in sorted(bt.keys() & br.keys()):
+    for key in in_time(bt.keys() & br.keys()):
         a, b = bt[key], br[key]
         diff = abs(a["price"] - b["price"])
         max_px = max(max_px, diff)
