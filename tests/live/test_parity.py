@@ -145,3 +145,8 @@ def test_window_and_assembler():
     assert np.isnan(bars.close[:, 1]).all() and bars.synthetic
     assert default_window(SmaCrossover()) == 200
     assert default_window(SmaCrossover(fast=20, slow=100)) == 400
+
+    class Declared(SmaCrossover):
+        lookback = 60
+
+    assert default_window(Declared()) == 61

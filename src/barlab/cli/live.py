@@ -127,6 +127,13 @@ def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, 
         f"{bars.n_bars:,} bars{kind}"
     )
     print(result.report.summary())
+    if not result.report.exact:
+        print(
+            f"note:   not exact. A strategy whose last row needs more than the window's {window} "
+            "bars, or depends on its row index (a schedule counted from the first bar), "
+            "differs on a rolling window: try --window with the run's length. Orders refused "
+            "by the broker are journalled (journal.jsonl, kind submit)."
+        )
     print(f"run: {folder}")
     return 0 if result.report.exact else 1
 

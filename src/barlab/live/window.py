@@ -1,11 +1,13 @@
 """The bridge's view of the market: a rolling, bounded window of Bars built bar time by bar time
 from stream (or REST) bars, and the assembler that decides when a bar time is complete.
 
-How long the window is: ``window_bars`` (``backtest live --window``) when given, else the
-strategy's own ``lookback`` (a class attribute or property, in bars, e.g. ``lookback = 60``
-for a 50-bar average plus some slack), else four times its largest integer parameter, at least
-200. The strategy must be causal and need no more than that many bars for its last row to be
-the one the backtest computes.
+How long the window is: ``window_bars`` (``backtest live --window``) when given, else one more
+than the strategy's own ``lookback`` (an int attribute, property or parameter: the bars of
+history before a bar that its row depends on, e.g. ``lookback = 60`` for a 50-bar average plus
+slack), else four times its largest integer parameter, at least 200. For the bridge's last row
+to be the backtest's, the strategy must be causal, need no more history than that, and not
+depend on its row index (a schedule counted from the first bar moves as the window rolls: give
+such a strategy a window as long as the run, e.g. ``--window 2000``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def default_window(strategy: Any) -> int:
                 f"{type(strategy).__name__}.lookback must be a whole number of bars >= 1, "
                 f"got {lookback!r}"
             )
-        return int(lookback)
+        return int(lookback) + 1
     ints = [v for v in strategy.get_params().values() if isinstance(v, int) and v is not True]
     return max(MIN_WINDOW, 4 * max(ints, default=0))
 
