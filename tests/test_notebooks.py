@@ -43,7 +43,7 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, (
                 f"{path.name} has outputs; clear them before committing "
-                "(jupyter nbconvert --clear-output --inplace notebooks/*.ipynb)"
+                "(JupyterLab: Edit > Clear Outputs of All Cells, then save)"
             )
 
 
