@@ -9,10 +9,10 @@ orders it would send and sends none.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,14 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     live.add_argument("--cash", type=float, metavar="USD", help="replay: starting cash")
     live.add_argument("--size-pct", type=float, metavar="FRACTION", help="equity put to work")
     live.add_argument("--slippage-bps", type=float, metavar="BPS", help="replay: slippage")
+    live.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve /metrics (Prometheus) and /health on this port, e.g. 9108",
+    )  # fmt: skip
+    live.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="address of the metrics port (default 127.0.0.1; 0.0.0.0 in a container)",
+    )  # fmt: skip
     live.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     live.set_defaults(
         func=cmd_live, stop_loss=None, take_profit=None, trailing_stop=None, fill_policy=None,
@@ -149,6 +157,7 @@ def _trade(
 ) -> int:
     from barlab.config import secrets
     from barlab.live.runner import Endpoints, SessionOptions, run_session
+    from barlab.live.shutdown import GracefulShutdown
 
     keys = secrets()
     missing = [k for k in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY") if not keys.get(k)]
@@ -174,18 +183,36 @@ def _trade(
     journal = Path(args.journal) if args.journal else _journal_path(config, strategy)
     listed = args.symbols or ",".join(config.strategy.symbols)
     symbols = tuple(s.strip().upper() for s in listed.split(",") if s.strip())
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     mode = "DRY RUN (no orders sent)" if cfg.dry_run else ("LIVE" if args.live else "paper")
     print(f"{strategy!r} on {', '.join(symbols)} · {mode} · journal {journal}", flush=True)
-    bridge = run_session(
-        strategy, endpoints=endpoints, symbols=symbols,
-        timeframe=args.timeframe or config.strategy.timeframe, config=cfg, journal_path=journal,
-        stop=stop, options=SessionOptions(on_shutdown=live.on_shutdown),
-    )  # fmt: skip
+    stop = threading.Event()
+    session, server = _ops(args, SessionOptions(on_shutdown=live.on_shutdown))
+    try:
+        with GracefulShutdown(lambda why: stop.set()):
+            bridge = run_session(
+                strategy, endpoints=endpoints, symbols=symbols,
+                timeframe=args.timeframe or config.strategy.timeframe, config=cfg,
+                journal_path=journal, stop=stop, options=session,
+            )  # fmt: skip
+    finally:
+        if server is not None:
+            server.stop()
     print(f"stopped: {json.dumps(bridge.stats)}")
     return 0
+
+
+def _ops(args: argparse.Namespace, session: Any) -> tuple[Any, Any]:
+    """``session`` with Prometheus metrics and a health endpoint when --metrics-port is given,
+    and the started ops server (None without the flag)."""
+    if args.metrics_port is None:
+        return session, None
+    from barlab.live.ops import BridgeMetrics, Health, OpsServer
+
+    metrics, health = BridgeMetrics(), Health()
+    health.register("feed_latency_s", metrics.feed_latency_quantiles)
+    server = OpsServer(metrics, health, host=args.metrics_host, port=args.metrics_port).start()
+    print(f"metrics: {server.url}/metrics · health: {server.url}/health", flush=True)
+    return dataclasses.replace(session, metrics=metrics, health=health), server
 
 
 def _journal_path(config: Any, strategy: Any) -> Path:

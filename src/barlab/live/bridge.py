@@ -112,6 +112,9 @@ class LiveBridge:
     config : BridgeConfig
     source : str
         Labels the window's Bars (``"demo"`` in a replay of the demo market).
+    metrics : BridgeMetrics, optional
+        :class:`barlab.live.ops.BridgeMetrics` (or anything with its methods): equity, daily
+        P&L, positions, halt, order submits and statuses are reported to it.
     """
 
     def __init__(
@@ -124,8 +127,10 @@ class LiveBridge:
         journal: Journal,
         config: BridgeConfig,
         source: str = "alpaca",
+        metrics: Any = None,
     ) -> None:
         self.strategy = strategy
+        self.metrics = metrics
         self.broker = broker
         self.symbols = tuple(symbols)
         self.journal = journal
@@ -257,6 +262,8 @@ class LiveBridge:
         if risk.max_drawdown is not None and equity <= self.peak * (1.0 - risk.max_drawdown):
             self.stopped = True
         view = dataclasses.replace(view, halted=self.halted, stopped=self.stopped)
+        if self.metrics is not None:
+            self._report(equity, start, held)
         row, size_type = self._last_row()
         intents: list[OrderIntent] = []
         if kill:
@@ -272,6 +279,13 @@ class LiveBridge:
         )  # fmt: skip
         self.done.add(ts)
         self.stats["bars"] += 1
+
+    def _report(self, equity: float, start: float, held: dict[str, float]) -> None:
+        m = self.metrics
+        m.set_equity(equity)
+        m.set_daily_pnl(equity - start)
+        m.set_positions({s: q for s, q in held.items() if s in self.symbols})
+        m.set_halted(self.halted or self.stopped)
 
     def _last_row(self) -> tuple[np.ndarray, str]:
         """The strategy's instruction row for the window's last bar, and its size type."""
@@ -343,6 +357,7 @@ class LiveBridge:
                      intent.symbol, coid)  # fmt: skip
             return
         self.journal.append("intent", **intent.to_json())
+        sent = time.monotonic()
         try:
             order = self.broker.submit_order(
                 intent.symbol, intent.qty, side=intent.side, type=intent.type,
@@ -359,9 +374,13 @@ class LiveBridge:
             self.journal.append(
                 "submit", client_order_id=coid, error=str(e), status=getattr(e, "status", None)
             )
+            if self.metrics is not None:
+                self.metrics.order_submitted(time.monotonic() - sent, "rejected")
             return
         self.known.add(coid)
         self.stats["orders"] += 1
+        if self.metrics is not None:
+            self.metrics.order_submitted(time.monotonic() - sent, order.status)
         self.journal.append("submit", client_order_id=coid, order_id=order.id, status=order.status)
 
     def on_trade_update(self, update: Any) -> None:
@@ -378,3 +397,5 @@ class LiveBridge:
         }  # fmt: skip
         kind = "fill" if update.event in ("fill", "partial_fill") else "update"
         self.journal.append(kind, **record)
+        if self.metrics is not None and update.event != "new":
+            self.metrics.order_status(str(order.get("status") or update.event))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from barlab.bars import TIMEFRAMES
 from barlab.errors import BarlabError
@@ -78,12 +79,18 @@ class SessionOptions:
         First backoff of the streams' reconnects, seconds, e.g. 1.0.
     source : str
         Labels the window's Bars, e.g. ``"alpaca"`` or ``"demo"``.
+    metrics, health : optional
+        :class:`barlab.live.ops.BridgeMetrics` and :class:`barlab.live.ops.Health`: the session
+        reports bars and feed latency to the first and registers its checks with the second
+        (``feed_connected``, ``broker_reachable``, ``halted``, ``last_bar_ns``).
     """
 
     grace_s: float | None = 5.0
     on_shutdown: str = "cancel"
     reconnect_base_s: float = 1.0
     source: str = "alpaca"
+    metrics: Any = None
+    health: Any = None
 
 
 def run_session(
@@ -113,7 +120,7 @@ def run_session(
     journal = Journal(journal_path)
     bridge = LiveBridge(
         strategy, broker=broker, symbols=symbols, timeframe=timeframe, journal=journal,
-        config=config, source=opts.source,
+        config=config, source=opts.source, metrics=opts.metrics,
     )  # fmt: skip
     journal.append(
         "start", strategy=strategy.label(), params=strategy.get_params(), symbols=list(symbols),
@@ -139,13 +146,15 @@ def run_session(
         endpoints.trade_updates_url, on_update=bridge.on_trade_update,
         on_reconnect=bridge.reconcile, options=stream_options, **keys,
     )  # fmt: skip
+    if opts.health is not None:
+        _register(opts.health, bridge, feed, broker)
     try:
         updates.start().wait_connected(30.0)
         feed.start().wait_connected(30.0)
         journal.append("ready", start_ns=start_ns)
         if on_ready is not None:
             on_ready(bridge)
-        _loop(bridge, feed, stop, grace_s=opts.grace_s, bar_ns=bar_ns)
+        _loop(bridge, feed, stop, grace_s=opts.grace_s, bar_ns=bar_ns, metrics=opts.metrics)
     finally:
         _shut_down(bridge, opts.on_shutdown)
         feed.stop()
@@ -172,8 +181,25 @@ def _warm_up(bridge: LiveBridge, backfill: Callable, *, now_ns: int, bar_ns: int
     return last_ts + bar_ns
 
 
+def _register(health: Any, bridge: LiveBridge, feed: Any, broker: Any) -> None:
+    def broker_reachable() -> bool:
+        broker.get_clock()
+        return True
+
+    health.register("feed_connected", lambda: feed.connected)
+    health.register("broker_reachable", broker_reachable)
+    health.register("halted", lambda: bridge.halted or bridge.stopped)
+    health.register("last_bar_ns", lambda: bridge.window.last_ts)
+
+
 def _loop(
-    bridge: LiveBridge, feed: object, stop: threading.Event, *, grace_s: float | None, bar_ns: int
+    bridge: LiveBridge,
+    feed: Any,
+    stop: threading.Event,
+    *,
+    grace_s: float | None,
+    bar_ns: int,
+    metrics: Any = None,
 ) -> None:
     from barlab.live.feed import FeedClosed
 
@@ -186,6 +212,9 @@ def _loop(
                 bridge.flush(time.time_ns() - bar_ns - int(grace_s * 1e9))
             continue
         if isinstance(event, Bar) and event.kind == "bar":
+            if metrics is not None:
+                latency = (time.time_ns() - event.ts_ns - bar_ns) / 1e9
+                metrics.bar_received(latency, bar_ts_ns=event.ts_ns)
             bridge.on_bar(event)
         elif isinstance(event, FeedClosed):
             if event.error is not None:
