@@ -4,6 +4,7 @@ and buying-power rule as the kernel; a torn journal line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -150,3 +151,21 @@ def test_window_and_assembler():
         lookback = 60
 
     assert default_window(Declared()) == 61
+
+
+def test_session_clock_knows_regular_hours_and_last_bars():
+    from barlab.data.calendar import NEW_YORK
+    from barlab.live.window import SessionClock
+
+    def ns(day: str, hhmm: str) -> int:
+        when = dt.datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=NEW_YORK)
+        return int(when.timestamp()) * 10**9
+
+    clock = SessionClock("1m")
+    assert clock.regular(ns("2024-03-05", "09:30")) and not clock.regular(ns("2024-03-05", "09:29"))
+    assert not clock.regular(ns("2024-03-05", "16:00")) and not clock.regular(
+        ns("2024-03-09", "10:00")
+    )
+    assert clock.last_of_session(ns("2024-03-05", "15:59"))
+    assert not clock.last_of_session(ns("2024-03-05", "15:58"))
+    assert clock.last_of_session(ns("2023-11-24", "12:59"))  # an early close

@@ -29,21 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from barlab.engine.backtest import BacktestOptions, session_ids, to_target
-from barlab.engine.kernel import signal_step_nb
+from barlab.engine.backtest import BacktestOptions, session_ids
 from barlab.errors import (
     BrokerError,
     BrokerRateLimitError,
     BrokerUnavailableError,
     ConfigError,
     DuplicateOrderError,
-    StrategyError,
 )
 from barlab.live.journal import Journal, JournalState
 from barlab.live.marketdata import Bar
-from barlab.live.orders import AccountView, OrderIntent, Planner
-from barlab.live.window import BarAssembler, BarWindow
-from barlab.strategy import Signals, Strategy
+from barlab.live.orders import AccountView, OrderIntent, Planner, last_row
+from barlab.live.window import BarAssembler, BarWindow, SessionClock
+from barlab.strategy import Strategy
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +79,16 @@ class BridgeConfig:
         Journal and log the orders it would send; send none, cancel none.
     time_in_force : str
         Of every order: ``"day"`` (an order sent after the close works the next session).
+    regular_hours_only : bool
+        Bars outside regular NYSE sessions (pre-market, after hours) are ignored, as a
+        backtest over regular-hours bars never sees them.
     """
 
     options: BacktestOptions
     window_bars: int
     dry_run: bool = False
     time_in_force: str = "day"
+    regular_hours_only: bool = True
 
     def __post_init__(self) -> None:
         if self.options.size_on != "signal":
@@ -139,6 +141,7 @@ class LiveBridge:
             self.symbols, timeframe=timeframe, size=config.window_bars, source=source
         )
         self.assembler = BarAssembler(self.symbols)
+        self.clock = SessionClock(timeframe)
         self.planner = Planner(
             strategy=strategy.label(), params=strategy.get_params(), symbols=self.symbols,
             options=config.options,
@@ -212,14 +215,16 @@ class LiveBridge:
         """History before the stream: into the window, no orders."""
         for bar in sorted(bars, key=lambda b: b.ts_ns):
             for ts, group in self.assembler.add(bar):
-                self.window.push(ts, group)
+                self.process(ts, group, trade=False)
         for ts, group in self.assembler.flush(2**62):
-            self.window.push(ts, group)
+            self.process(ts, group, trade=False)
 
     def process(self, ts: int, bars: list[Bar], *, trade: bool = True) -> None:
         """Bar time ``ts`` closed with ``bars``: extend the window, then (unless the journal
         says it was done) act on it and journal it."""
         if self.window.last_ts is not None and ts <= self.window.last_ts:
+            return
+        if self.config.regular_hours_only and not self.clock.regular(ts):
             return
         self.window.push(ts, bars)
         if not trade or ts in self.done:
@@ -261,7 +266,10 @@ class LiveBridge:
         self.peak = max(self.peak, equity)
         if risk.max_drawdown is not None and equity <= self.peak * (1.0 - risk.max_drawdown):
             self.stopped = True
-        view = dataclasses.replace(view, halted=self.halted, stopped=self.stopped)
+        # an order from a session's last bar fills in the next session, where the day's loss
+        # halt no longer holds (as in the backtest); the kill switch's closing orders still go
+        halted = self.halted and not self.clock.last_of_session(ts)
+        view = dataclasses.replace(view, halted=halted, stopped=self.stopped)
         if self.metrics is not None:
             self._report(equity, start, held)
         row, size_type = self._last_row()
@@ -290,35 +298,10 @@ class LiveBridge:
     def _last_row(self) -> tuple[np.ndarray, str]:
         """The strategy's instruction row for the window's last bar, and its size type."""
         window = self.window.bars()
-        signals = self.strategy.signals(window)
-        if not isinstance(signals, Signals):
-            raise StrategyError(
-                f"{self.strategy.label()}.signals() must return Signals, "
-                f"got {type(signals).__name__}"
-            )
-        shape = window.close.shape
-        for name in ("limit_price", "stop_price"):
-            prices = getattr(signals, name)
-            if prices is not None and np.any(np.isfinite(prices[-1])):
-                raise StrategyError(
-                    f"{self.strategy.label()} sets Signals.{name}: the live bridge sends market "
-                    "orders only for now"
-                )
-        if signals.target is not None:
-            return to_target(signals, shape)[-1].copy(), signals.size_type
-        signals.check(shape)
-        row = np.full(len(self.symbols), np.nan)
-        for j in range(len(self.symbols)):
-            flags = [
-                bool(a[-1, j]) if a is not None else False
-                for a in (signals.entries, signals.exits, signals.short_entries,
-                          signals.short_exits)
-            ]  # fmt: skip
-            new = signal_step_nb(int(self.signal_state[j]), *flags)
-            if new != self.signal_state[j]:
-                row[j] = float(new)
-                self.signal_state[j] = new
-        return row, signals.size_type
+        row, size_type, self.signal_state = last_row(
+            self.strategy, self.strategy.signals(window), window.close.shape, self.signal_state
+        )
+        return row, size_type
 
     # -- orders --------------------------------------------------------------------------------
     def _kill_switch(

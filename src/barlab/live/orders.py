@@ -22,10 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from barlab.engine.backtest import BacktestOptions
-from barlab.engine.kernel import afford_at_signal_nb, order_px_nb, risk_target_nb, want_nb
+from barlab.engine.backtest import BacktestOptions, to_target
+from barlab.engine.kernel import (
+    afford_at_signal_nb,
+    order_px_nb,
+    risk_target_nb,
+    signal_step_nb,
+    want_nb,
+)
 from barlab.engine.risk import REASON_CASH, REASON_DAILY_LOSS_LIMIT, REASON_NAMES, REASON_NONE
-from barlab.strategy import SIZE_TYPES
+from barlab.errors import StrategyError
+from barlab.strategy import SIZE_TYPES, Signals
 
 
 def client_order_id(
@@ -204,3 +211,35 @@ class Planner:
         return client_order_id(
             strategy=self.strategy, params=self.params, symbol=symbol, bar_ts_ns=ts, intent=intent
         )
+
+
+def last_row(
+    strategy: Any, signals: Any, shape: tuple[int, int], state: np.ndarray
+) -> tuple[np.ndarray, str, np.ndarray]:
+    """The instruction row of ``signals``' last bar (NaN: none), its size type, and the new
+    entry/exit state per symbol (``state``: the side held after the previous bar, as
+    :func:`~barlab.engine.kernel.signals_to_target_nb` walks it). StrategyError when the
+    signals are not Signals, or ask for limit or stop prices on that bar (market orders only
+    for now)."""
+    if not isinstance(signals, Signals):
+        raise StrategyError(
+            f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
+        )
+    for name in ("limit_price", "stop_price"):
+        prices = getattr(signals, name)
+        if prices is not None and np.any(np.isfinite(prices[-1])):
+            raise StrategyError(
+                f"{strategy.label()} sets Signals.{name}: the live bridge sends market orders "
+                "only for now"
+            )
+    if signals.target is not None:
+        return to_target(signals, shape)[-1].copy(), signals.size_type, state
+    signals.check(shape)
+    arrays = (signals.entries, signals.exits, signals.short_entries, signals.short_exits)
+    row, new_state = np.full(shape[1], np.nan), state.copy()
+    for j in range(shape[1]):
+        flags = [bool(a[-1, j]) if a is not None else False for a in arrays]
+        new = signal_step_nb(int(state[j]), *flags)
+        if new != state[j]:
+            row[j], new_state[j] = float(new), new
+    return row, signals.size_type, new_state

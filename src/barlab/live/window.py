@@ -12,14 +12,15 @@ such a strategy a window as long as the run, e.g. ``--window 2000``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from barlab.bars import Bars
-from barlab.data.calendar import periods_per_year
+from barlab.bars import TIMEFRAMES, Bars
+from barlab.data.calendar import NEW_YORK, periods_per_year, sessions
 from barlab.errors import ConfigError
 from barlab.live.marketdata import Bar
 
@@ -134,3 +135,37 @@ class BarAssembler:
     def _take(self, ts: int) -> tuple[int, list[Bar]]:
         self.done_until = max(self.done_until, ts)
         return ts, list(self._pending.pop(ts).values())
+
+
+class SessionClock:
+    """Regular NYSE sessions by New York date (from :mod:`barlab.data.calendar`, cached): is a
+    bar time in regular hours, and is it its session's last bar (the next one starts a new
+    session, where the backtest lifts the day's loss halt before filling)."""
+
+    def __init__(self, timeframe: str) -> None:
+        self.daily = timeframe == "1d"
+        self.bar_ns = TIMEFRAMES[timeframe] * 10**9
+        self._days: dict[dt.date, tuple[int, int] | None] = {}
+
+    def _session(self, ts_ns: int) -> tuple[int, int] | None:
+        day = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=NEW_YORK).date()
+        if day not in self._days:
+            found = sessions(day, day)
+            self._days[day] = (
+                (int(found.open_ns[0]), int(found.close_ns[0])) if len(found) else None
+            )
+        return self._days[day]
+
+    def regular(self, ts_ns: int) -> bool:
+        """The bar starting at ``ts_ns`` lies in a regular session."""
+        if self.daily:
+            return True
+        hours = self._session(ts_ns)
+        return hours is not None and hours[0] <= ts_ns < hours[1]
+
+    def last_of_session(self, ts_ns: int) -> bool:
+        """The bar starting at ``ts_ns`` ends its regular session (or is a daily bar)."""
+        if self.daily:
+            return True
+        hours = self._session(ts_ns)
+        return hours is not None and ts_ns + self.bar_ns >= hours[1]
