@@ -52,3 +52,69 @@ def test_replay_needs_a_start_date_and_a_mode(home: Path):
     assert done.returncode == 2 and "--from" in done.stderr
     done = run(home, "live", "sma_crossover")
     assert done.returncode == 2 and "--paper" in done.stderr
+
+
+LAX_GATES = {
+    "BARLAB_PROMOTION_MIN_SHARPE": "-100", "BARLAB_PROMOTION_MIN_TRADES": "0",
+    "BARLAB_PROMOTION_MAX_DRAWDOWN": "1", "BARLAB_PROMOTION_ALLOW_SYNTHETIC": "true",
+}  # fmt: skip
+DAYS = ("--from", "2024-03-05", "--to", "2024-03-06", "--symbols", "AAPL,MSFT,TSLA")
+
+
+def test_paper_dry_run_of_a_promoted_strategy_sends_nothing(home: Path):
+    """backtest, replay, promote, then --paper --dry-run against the local emulator."""
+    import datetime as dt
+    import os
+    import signal
+    import subprocess
+
+    from barlab.data.panel import load_bars
+    from barlab.live.emulator import EmulatorServer
+    from barlab.live.exchange import PaperExchange
+    from barlab.live.journal import read_journal, wait_for
+    from barlab.live.replay import drive
+    from tests.cli.test_cli import BACKTEST
+
+    refused = run(
+        home,
+        "live",
+        "sma_crossover",
+        "--paper",
+        "--dry-run",
+        env={"APCA_API_KEY_ID": "PKTESTKEY0123456789", "APCA_API_SECRET_KEY": "x" * 20},
+    )
+    assert refused.returncode == 2 and "promote" in refused.stderr  # not promoted yet
+    done = run(home, "run", "sma_crossover", *DAYS, "--quiet", "--no-report", env=LAX_GATES)
+    run_id = done.stdout.split("run id:")[1].split()[0]
+    assert run(home, "live", "sma_crossover", "--replay", *DAYS, env=LAX_GATES).returncode == 0
+    promoted = run(home, "promote", "sma_crossover", "--run", run_id, env=LAX_GATES)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+    bars = load_bars(["AAPL", "MSFT", "TSLA"], dt.date(2024, 3, 5), dt.date(2024, 3, 6),
+                     timeframe="1m", source="demo", data_dir=home / "data")  # fmt: skip
+    journal = home / "paper.jsonl"
+    keys = {"APCA_API_KEY_ID": "PKTESTKEY0123456789", "APCA_API_SECRET_KEY": "paper-secret-0123"}
+    with EmulatorServer(PaperExchange(bars), rate_limit_per_min=None) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BARLAB_", "APCA_"))}
+        env.update({**keys, **LAX_GATES, "XDG_CONFIG_HOME": str(home / "xdg"),
+                    "APCA_API_BASE_URL": server.url, "APCA_DATA_BASE_URL": server.url,
+                    "BARLAB_LIVE_DATA_STREAM_URL": server.ws_url,
+                    "BARLAB_ALPACA_REQUESTS_PER_MINUTE": "600000"})  # fmt: skip
+        with open(home / "paper.out", "wb") as out:
+            proc = subprocess.Popen(
+                [BACKTEST, "live", "sma_crossover", "--paper", "--dry-run", "--symbols",
+                 "AAPL,MSFT,TSLA", "--journal", str(journal)],
+                cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            wait_for(journal, "ready", timeout_s=60, alive=lambda: proc.poll() is None)
+            drive(server, journal, bars=390, alive=lambda: proc.poll() is None)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+        orders = server.exchange.orders
+    output = (home / "paper.out").read_text()
+    assert code == 0, output[-3000:]
+    assert orders == {} and "DRY RUN" in output and "paper-secret-0123" not in output
+    kinds = [r["kind"] for r in read_journal(journal)]
+    assert kinds.count("dry_run") > 0 and "intent" not in kinds and kinds.count("bar") == 390

@@ -26,6 +26,9 @@ examples:
   backtest live sma_crossover --paper               # trades the promoted strategy on paper
 
 Keys come only from the environment (or ./.env): APCA_API_KEY_ID and APCA_API_SECRET_KEY.
+The broker and data hosts: [live] trading_base_url ($APCA_API_BASE_URL), [live]
+data_stream_url, [alpaca] data_base_url ($APCA_DATA_BASE_URL); the request budget: [alpaca]
+requests_per_minute (200, Alpaca's per key; the bridge keeps 5 % below it).
 The strategy's window: --window, else its `lookback` attribute (bars), else 4 x its largest
 integer parameter (at least 200). Orders are sized at the signal bar's close (size_on=signal),
 the rule the replay's backtest side uses too, so the parity report compares like with like.
@@ -179,6 +182,7 @@ def _trade(
         trading_url=live.trading_base_url, stream_url=live.data_stream_url,
         data_url=config.alpaca.data_base_url, feed=live.feed, allow_live=args.live,
         key_id=keys["APCA_API_KEY_ID"], secret_key=keys["APCA_API_SECRET_KEY"],
+        requests_per_minute=0.95 * config.alpaca.requests_per_minute,  # a margin below it
     )  # fmt: skip
     journal = Path(args.journal) if args.journal else _journal_path(config, strategy)
     listed = args.symbols or ",".join(config.strategy.symbols)

@@ -172,7 +172,7 @@ class LiveBridge:
     def _check_unconfirmed(self, state: JournalState) -> None:
         """Intents journalled without a broker answer (a crash mid-submit): known when the
         broker has them, else free to be sent again if their bar is redone."""
-        for coid in set(state.intents) - state.submitted:
+        for coid in set(state.intents) - state.answered:
             if state.intents[coid]["kind"] == "dry_run":
                 continue
             try:

@@ -110,6 +110,9 @@ class JournalState:
     bars: set[int] = field(default_factory=set)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     submitted: set[str] = field(default_factory=set)
+    """Client order ids the broker accepted."""
+    answered: set[str] = field(default_factory=set)
+    """Client order ids with any broker answer (accepted, refused, duplicate)."""
     last_bar: dict[str, Any] | None = None
     fills: list[dict[str, Any]] = field(default_factory=list)
 
@@ -123,8 +126,10 @@ class JournalState:
                 state.last_bar = record
             elif kind in ("intent", "dry_run"):
                 state.intents[record["client_order_id"]] = record
-            elif kind == "submit" and record.get("order_id"):
-                state.submitted.add(record["client_order_id"])
+            elif kind == "submit":
+                state.answered.add(record["client_order_id"])
+                if record.get("order_id"):
+                    state.submitted.add(record["client_order_id"])
             elif kind == "fill":
                 state.fills.append(record)
         return state
