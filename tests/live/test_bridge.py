@@ -110,6 +110,32 @@ def test_a_429_storm_is_survived(week: Bars, tmp_path: Path):
     assert kinds(tmp_path)["error"] >= 1  # the storm was felt (and journalled)
 
 
+def test_answers_lost_after_the_order_landed_never_place_it_twice(week: Bars, tmp_path: Path):
+    seen: dict[str, Any] = {"lost": 0}
+
+    def lose_answers(server: Any, row: int) -> None:
+        if "server" in seen:
+            return
+        seen["server"] = ex = server.exchange
+        place = ex.submit_order
+
+        def submit_then_fail(body: Any) -> Any:
+            order = place(body)  # the order is on the book ...
+            if seen["lost"] % 2 == 0:
+                seen["lost"] += 1
+                raise RuntimeError("connection reset")  # ... and its answer a 500
+            seen["lost"] += 1
+            return order
+
+        ex.submit_order = submit_then_fail
+
+    result = run(day(week, 3), tmp_path, before_bar=lose_answers)
+    assert seen["lost"] >= 10  # half of the submits lost their answer
+    orders = list(seen["server"].orders.values())
+    assert max(Counter((o.symbol, o.created_ns) for o in orders).values()) == 1
+    assert result.report.exact, result.report.summary()
+
+
 def test_buys_are_resized_to_the_buying_power_like_the_backtest(week: Bars, tmp_path: Path):
     result = run(week.slice(0, 780), tmp_path, config(size_pct=1.0))
     cut = [
