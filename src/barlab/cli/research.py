@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from barlab.cli.sweep import parse_grid
+from barlab.cli.sweep import add_dask_arguments, dask_session_for, parse_grid, workers_of
 from barlab.errors import UsageError
 
 WALKFORWARD_EPILOG = """\
@@ -104,6 +104,7 @@ def _shared(p: argparse.ArgumentParser, param_help: str) -> None:
         p.add_argument(flag, type=float, metavar="FRACTION", help="exit attached to every entry")
     p.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
     p.add_argument("--jobs", type=int, metavar="N", help="workers (default: all CPUs)")
+    add_dask_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
 
@@ -195,17 +196,18 @@ def cmd_walkforward(args: argparse.Namespace, config: Any) -> int:
         if getattr(args, flag) is not None:
             parse_period(getattr(args, flag), f"--{flag}")
     plan(strategy_cls, grid, args.where)  # every grid error before loading any data
-    bars = load_bars_for(args, config, start, end)
 
     def progress(done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
         print(f"walk-forward: fold {done}/{total} done ({elapsed:.1f} s)", file=sys.stderr)
 
-    result = walk_forward(
-        strategy_cls, bars, train=args.train, test=args.test, step=args.step,
-        anchored=args.anchored, objective=args.objective, where=args.where, options=options,
-        start=start, end=end, n_jobs=args.jobs, on_fold=progress, **grid,
-    )  # fmt: skip
+    with dask_session_for(args):  # a scheduler that does not answer fails before the data
+        bars = load_bars_for(args, config, start, end)
+        result = walk_forward(
+            strategy_cls, bars, train=args.train, test=args.test, step=args.step,
+            anchored=args.anchored, objective=args.objective, where=args.where,
+            options=options, start=start, end=end, on_fold=progress, **workers_of(args), **grid,
+        )  # fmt: skip
     path = result.save(config.reports_dir, config=config.to_dict())
     if args.json:
         print(json.dumps(_walkforward_json(result, path), allow_nan=False, default=str))
@@ -309,12 +311,13 @@ def cmd_optimize(args: argparse.Namespace, config: Any) -> int:
             raise UsageError(f"--{flag} must be >= {0 if flag == 'top' else 1}")
     if not (math.isfinite(args.tol) and args.tol >= 0):
         raise UsageError(f"--tol must be a number >= 0, e.g. 0.01, got {args.tol}")
-    bars = load_bars_for(args, config, start, end)
-    result = optimize(
-        strategy_cls, bars, objective=args.objective, where=args.where, maxiter=args.maxiter,
-        popsize=args.popsize, tol=args.tol, seed=args.seed, n_jobs=args.jobs, options=options,
-        **bounds,
-    )  # fmt: skip
+    with dask_session_for(args):  # a scheduler that does not answer fails before the data
+        bars = load_bars_for(args, config, start, end)
+        result = optimize(
+            strategy_cls, bars, objective=args.objective, where=args.where,
+            maxiter=args.maxiter, popsize=args.popsize, tol=args.tol, seed=args.seed,
+            options=options, **workers_of(args), **bounds,
+        )  # fmt: skip
     path = result.save(config.reports_dir, config=config.to_dict())
     if args.json:
         from barlab.research.runs import finite

@@ -77,9 +77,52 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         help="worker threads (default) or worker processes (faster on big sweeps: the kernel "
         "holds the GIL)",
     )
+    add_dask_arguments(sw)
     sw.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sw.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sw.set_defaults(func=cmd_sweep)
+
+
+def add_dask_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dask ADDRESS`` and ``--dask-timeout S``, shared by sweep, walkforward, optimize."""
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the sweeps on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
+        "'local' for a cluster of --jobs worker processes on this machine",
+    )
+    p.add_argument(
+        "--dask-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to wait for the Dask scheduler (default 5)",
+    )
+
+
+def dask_session_for(args: argparse.Namespace) -> Any:
+    """The Dask client for ``--dask``, opened before any data loads (a scheduler that does not
+    answer fails first); a context doing nothing without ``--dask``."""
+    import contextlib
+
+    if args.dask is None:
+        return contextlib.nullcontext()
+    from barlab.research.distributed import check_address, dask_session
+
+    if getattr(args, "executor", "thread") != "thread":
+        raise UsageError(f"--dask and --executor {args.executor}: choose one")
+    if not args.dask_timeout > 0:
+        raise UsageError(f"--dask-timeout must be > 0 seconds, got {args.dask_timeout}")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    check_address(args.dask)
+    return dask_session(args.dask, n_jobs=args.jobs, timeout_s=args.dask_timeout)
+
+
+def workers_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep keywords naming the workers: n_jobs, executor, dask_address."""
+    executor = "dask" if args.dask else getattr(args, "executor", "thread")
+    return {"n_jobs": args.jobs, "executor": executor, "dask_address": args.dask}
 
 
 def _number(text: str) -> int | float:
@@ -168,11 +211,12 @@ def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
     options = backtest_options(args, config)
     barlab.BacktestOptions.from_kwargs(**options)
     plan(strategy_cls, grid, args.where)  # every grid error before loading any data
-    bars = load_bars_for(args, config, start, end)
-    result = barlab.sweep(
-        strategy_cls, bars, where=args.where, max_memory_mb=args.max_memory, n_jobs=args.jobs,
-        sort_by=args.sort, executor=args.executor, options=options, **grid,
-    )  # fmt: skip
+    with dask_session_for(args):
+        bars = load_bars_for(args, config, start, end)
+        result = barlab.sweep(
+            strategy_cls, bars, where=args.where, max_memory_mb=args.max_memory,
+            sort_by=args.sort, options=options, **workers_of(args), **grid,
+        )  # fmt: skip
     path = result.save(config.reports_dir, config=config.to_dict())
     top = result.table.head(args.top)
     counts = {

@@ -462,6 +462,7 @@ def sweep(
     n_jobs: int | None = None,
     sort_by: str = "sharpe",
     executor: str = "thread",
+    dask_address: str | None = None,
     options: Mapping[str, Any] | None = None,
     **param_grid_and_options: Any,
 ) -> SweepResult:
@@ -484,7 +485,14 @@ def sweep(
     executor : str
         ``"thread"`` (default; the kernels release the GIL, so threads use every core and
         share the bars and the indicators) or ``"process"`` (spawned worker processes, the
-        bars shipped once to each; pays a start-up of a second or two per worker).
+        bars shipped once to each; pays a start-up of a second or two per worker), or
+        ``"dask"`` (chunks as tasks on a Dask cluster, the bars shipped once per worker; see
+        :mod:`barlab.research.distributed`).
+    dask_address : str, optional
+        For ``executor="dask"``: ``"local"`` (a LocalCluster of ``n_jobs`` worker processes,
+        started and closed by the sweep, or shared inside a
+        :func:`barlab.research.distributed.dask_session`) or a scheduler,
+        ``"tcp://10.0.0.5:8786"`` (workers need barlab installed, the same version).
     options : mapping, optional
         Backtest options given as a dict; needed for an option named like a strategy
         parameter (``options={"allow_short": False}`` next to the strategy's ``allow_short``).
@@ -516,14 +524,23 @@ def sweep(
     jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     if jobs < 1:
         raise ConfigError(f"n_jobs must be >= 1, got {n_jobs!r}")
-    if executor not in ("thread", "process"):
-        raise ConfigError(f"executor must be thread or process, got {executor!r}")
+    if executor not in ("thread", "process", "dask"):
+        raise ConfigError(f"executor must be thread, process or dask, got {executor!r}")
+    if executor == "dask":  # the address's form and dask's install, before any work
+        from barlab.research.distributed import check_address
+
+        check_address(dask_address)
     combos = the_plan.combos
     jobs, shared_mb = memory_plan(bars, budget, jobs)
     # many small chunks balance the workers; a chunk is a unit of work, not of memory
     size = max(1, math.ceil(len(combos) / (8 * jobs)))
     chunks = [combos[i : i + size] for i in range(0, len(combos), size)]
-    if jobs == 1 or len(chunks) == 1:
+    if executor == "dask":  # even for one chunk: an unreachable scheduler fails the same way
+        from barlab.research.distributed import run_chunks
+
+        metrics = run_chunks(strategy_cls, bars, opts, chunks, address=dask_address,
+                             n_jobs=jobs, shared_mb=shared_mb)  # fmt: skip
+    elif jobs == 1 or len(chunks) == 1:
         job = _Job.of(strategy_cls, bars, opts, shared_mb)
         metrics = np.concatenate([job.run(c) for c in chunks])
     elif executor == "process":

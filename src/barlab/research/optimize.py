@@ -26,6 +26,7 @@ from barlab.bars import Bars
 from barlab.engine.backtest import BacktestOptions, backtest
 from barlab.errors import ConfigError, StrategyError
 from barlab.metrics import Metrics
+from barlab.research.distributed import session_for
 from barlab.research.objective import Objective, metrics_from_row, rank_value, resolve_objective
 from barlab.research.runs import data_info, save_run
 from barlab.strategy import Strategy, _coerce
@@ -143,6 +144,8 @@ def optimize(
     tol: float = 0.01,
     seed: int | None = 0,
     n_jobs: int | None = None,
+    executor: str = "thread",
+    dask_address: str | None = None,
     options: Mapping[str, Any] | None = None,
     **bounds: Any,
 ) -> OptimizeResult:
@@ -164,6 +167,9 @@ def optimize(
         The same seed gives the same search and result (default 0; None: random).
     n_jobs : int, optional
         Workers of each batch's sweep.
+    executor, dask_address : str
+        As in :func:`barlab.sweep`; with ``"dask"`` every batch runs on the cluster (one
+        client, and for ``"local"`` one cluster, for the whole search).
     options : mapping, optional
         Backtest options, as in :func:`barlab.backtest`.
     **bounds
@@ -181,12 +187,14 @@ def optimize(
     opts = dict(options or {})
     BacktestOptions.from_kwargs(**opts)
     where_fn = _where(strategy_cls, where)
-    ev = _Evaluator(strategy_cls, bars, searched, fixed, where_fn, fn, opts, n_jobs)
-    found = differential_evolution(
-        ev, [(b.lo, b.hi) for b in searched], maxiter=maxiter, popsize=popsize, tol=tol,
-        seed=seed, polish=False, vectorized=True, updating="deferred",
-        integrality=[b.kind is not float for b in searched],
-    )  # fmt: skip
+    workers = {"n_jobs": n_jobs, "executor": executor, "dask_address": dask_address}
+    ev = _Evaluator(strategy_cls, bars, searched, fixed, where_fn, fn, opts, workers)
+    with session_for(**workers):
+        found = differential_evolution(
+            ev, [(b.lo, b.hi) for b in searched], maxiter=maxiter, popsize=popsize, tol=tol,
+            seed=seed, polish=False, vectorized=True, updating="deferred",
+            integrality=[b.kind is not float for b in searched],
+        )  # fmt: skip
     table = ev.table()
     best = _best(table, [b.name for b in searched])
     info = _info(strategy_cls, bars, searched, fixed, where, name, opts)
@@ -276,14 +284,14 @@ def _where(strategy_cls: type[Strategy], where: Any) -> Callable[[dict[str, Any]
 class _Evaluator:
     """scipy's objective: a batch of candidate points in, ``-objective`` per point out."""
 
-    def __init__(self, strategy_cls, bars, searched, fixed, where, fn, options, n_jobs):
+    def __init__(self, strategy_cls, bars, searched, fixed, where, fn, options, workers):
         self.strategy_cls, self.bars, self.searched, self.fixed = (
             strategy_cls,
             bars,
             searched,
             fixed,
         )
-        self.where, self.fn, self.options, self.n_jobs = where, fn, options, n_jobs
+        self.where, self.fn, self.options, self.workers = where, fn, options, workers
         self.defaults = {p.name: p.default for p in strategy_cls.params()}
         self.names = [b.name for b in searched]
         self.values: dict[tuple, float | None] = {}  # point -> objective (None: infeasible)
@@ -327,7 +335,7 @@ class _Evaluator:
             wanted = set(group)
             grid = {n: sorted({k[i] for k in group}) for i, n in enumerate(self.names)}
             swept = barlab.sweep(
-                self.strategy_cls, self.bars, n_jobs=self.n_jobs, options=self.options,
+                self.strategy_cls, self.bars, **self.workers, options=self.options,
                 where=lambda p, wanted=wanted: tuple(p[n] for n in self.names) in wanted,
                 **grid, **{k: [v] for k, v in self.fixed.items()},
             )  # fmt: skip

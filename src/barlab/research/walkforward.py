@@ -32,6 +32,7 @@ from barlab.bars import Bars
 from barlab.engine.backtest import BacktestOptions, session_ids
 from barlab.errors import StrategyError
 from barlab.metrics import Metrics
+from barlab.research.distributed import within_session
 from barlab.research.objective import Objective, metrics_from_row, rank_value, resolve_objective
 from barlab.research.oos import oos_segment, stitch
 from barlab.research.runs import data_info, find_run, read_doc, save_run
@@ -166,6 +167,8 @@ def walk_forward(
     start: dt.date | None = None,
     end: dt.date | None = None,
     n_jobs: int | None = None,
+    executor: str = "thread",
+    dask_address: str | None = None,
     on_fold: Callable[[int, int], None] | None = None,
     **grid: Any,
 ) -> WalkForwardResult:
@@ -194,6 +197,9 @@ def walk_forward(
         the weekend after it).
     n_jobs : int, optional
         Workers of each sweep.
+    executor, dask_address : str
+        As in :func:`barlab.sweep`; with ``"dask"`` every fold's sweep runs on the cluster
+        (one client, and for ``"local"`` one cluster, for all the folds).
     on_fold : callable, optional
         Called as ``on_fold(done, total)`` after each fold.
     **grid
@@ -213,9 +219,10 @@ def walk_forward(
     )
     cmp_name, cmp_fn = ("cagr", _cagr) if name == "total_return" else (name, fn)
     rows, segments, scores, grid_run = [], [], [], values
-    for fold in folds:
+    workers = {"n_jobs": n_jobs, "executor": executor, "dask_address": dask_address}
+    for fold in within_session(folds, **workers):
         swept = _sweep(strategy_cls, bars.slice(fold.train_start, fold.test_start),
-                       where=where, n_jobs=n_jobs, options=opts, grid=values)  # fmt: skip
+                       where=where, workers=workers, options=opts, grid=values)  # fmt: skip
         params, is_metrics = _choose(swept.table, list(values), fn)
         segment = oos_segment(strategy_cls(**params), bars, fold, opts, account.cash)
         score = (float(cmp_fn(is_metrics)), float(cmp_fn(segment.metrics)))
@@ -262,10 +269,10 @@ def _check_grid(strategy_cls: type[Strategy], grid: Mapping[str, Any]) -> dict[s
     return out
 
 
-def _sweep(strategy_cls, bars, *, where, n_jobs, options, grid):
+def _sweep(strategy_cls, bars, *, where, workers, options, grid):
     import barlab
 
-    return barlab.sweep(strategy_cls, bars, where=where, n_jobs=n_jobs, options=options, **grid)
+    return barlab.sweep(strategy_cls, bars, where=where, options=options, **workers, **grid)
 
 
 def _choose(
