@@ -129,3 +129,9 @@ def test_no_plotly_is_imported(result, swept, walked, monkeypatch):
         page = page_of(obj)
         assert page.startswith("<div class='barlab-summary'>")
         assert "plotly" not in page.lower()
+
+
+def test_results_display_themselves_in_jupyter(result, swept, walked):
+    assert result._repr_html_() == summary_html.result_html(result)
+    assert swept._repr_html_() == summary_html.sweep_html(swept)
+    assert walked._repr_html_() == summary_html.walk_forward_html(walked)

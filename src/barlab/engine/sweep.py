@@ -452,6 +452,12 @@ class SweepResult:
             f"{self.elapsed_s:.2f} s>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the grid, the counts and the top combinations."""
+        from barlab.report.summary_html import sweep_html
+
+        return sweep_html(self)
+
 
 def sweep(
     strategy_cls: type[Strategy],

@@ -138,6 +138,12 @@ class WalkForwardResult:
             f"efficiency={d.efficiency:.2f}>"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the folds, the stitched out-of-sample metrics and the degradation."""
+        from barlab.report.summary_html import walk_forward_html
+
+        return walk_forward_html(self)
+
 
 def load_walk_forward(run: Any, *, reports_dir: Any = None) -> WalkForwardResult:
     """Load a saved walk-forward by run id (under ``reports_dir/runs``) or folder path."""
