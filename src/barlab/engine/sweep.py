@@ -453,10 +453,24 @@ class SweepResult:
         )
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the grid, the counts and the top combinations."""
-        from barlab.report.summary_html import sweep_html
+        """Jupyter's view: the counts, the grid and the top combinations (polars' own table;
+        the engine draws nothing, ``barlab.report.write_sweep_report`` draws the page)."""
+        import html
 
-        return sweep_html(self)
+        where = f" where {self.where}" if self.where else ""
+        grid = "; ".join(f"{k}: {len(v)} values" for k, v in self.grid.items())
+        lines = [
+            f"<b>{html.escape(self.strategy_cls.label())}</b> sweep: {self.n_run:,} combinations "
+            f"run ({self.n_skipped:,} left out by the constraint, {self.n_invalid:,} invalid), "
+            f"{self.elapsed_s:.2f} s",
+            html.escape(grid + where),
+        ]
+        if self.bars.synthetic:
+            lines.append("<b style='color:#b00'>SYNTHETIC data (the demo market)</b>")
+        top = self.table.head(5)
+        shown = [*self.param_names, "sharpe", "total_return", "max_drawdown", "n_trades"]
+        table = top.select(list(dict.fromkeys(shown)))._repr_html_()
+        return "<div class='barlab-summary'>" + "<br>".join(lines) + table + "</div>"
 
 
 def sweep(

@@ -1,6 +1,7 @@
-"""Compact HTML summaries that Jupyter shows for a Result, a SweepResult and a WalkForwardResult.
+"""Compact HTML summaries that Jupyter shows for a Result and a WalkForwardResult.
 
-Each ``_repr_html_`` delegates here. A summary is a few small tables built from numbers the
+Their ``_repr_html_`` delegates here (a SweepResult draws its own plain table: the engine does
+not import the report). A summary is a few small tables built from numbers the
 result already holds (labels and formats from :mod:`barlab.report.labels`), with no chart and
 no plotly: it is drawn every time a cell ends with a result, so it must stay cheap. Every piece
 of text is HTML-escaped; synthetic data is labelled as such.
@@ -16,20 +17,13 @@ from barlab.report.labels import METRIC_FORMATS, SUMMARY, format_metric, label
 from barlab.report.page import e
 
 if TYPE_CHECKING:
-    from barlab.engine.sweep import SweepResult
     from barlab.research.walkforward import WalkForwardResult
     from barlab.result import Result
 
 SYNTHETIC_NOTE = "SYNTHETIC data — demo market, not real prices"
 
-TOP_ROWS = 5
-"""Combinations a sweep summary lists."""
-
 MAX_FOLDS = 12
 """Folds a walk-forward summary lists (the first and last ones beyond that)."""
-
-SWEEP_COLUMNS = ("sharpe", "total_return", "max_drawdown", "n_trades")
-"""The metrics beside each combination in a sweep summary."""
 
 _STYLE = (
     "<style>"
@@ -58,30 +52,6 @@ def result_html(result: Result) -> str:
     ]
     if result.run_id:
         body.append(f"<div class='caption'>run id: {e(result.run_id)}</div>")
-    return _wrap(body, synthetic=bool(info.get("synthetic")))
-
-
-def sweep_html(sweep: SweepResult) -> str:
-    """A sweep: the grid, the counts, and the best combinations by the table's order."""
-    info = sweep.info()
-    names = sweep.param_names
-    grid = ", ".join(f"{k}: {_values(v)}" for k, v in sweep.grid.items())
-    where = f" where {sweep.where}" if sweep.where else ""
-    top = sweep.table.head(TOP_ROWS)
-    rows = [
-        [*(str(r[n]) for n in names), *(format_metric(m, r[m]) for m in SWEEP_COLUMNS)]
-        for r in top.iter_rows(named=True)
-    ]
-    header = [*names, *(label(m) for m in SWEEP_COLUMNS)]
-    body = [
-        f"<div><b>{e(info['strategy'])}</b> sweep: {sweep.n_run:,} combinations run "
-        f"({sweep.n_skipped:,} left out by the constraint, {sweep.n_invalid:,} invalid), "
-        f"{sweep.elapsed_s:.2f} s</div>",
-        f"<div class='caption'>{e(grid)}{e(where)}</div>",
-        _data_line(info),
-        f"<div class='caption'>top {top.height} of {sweep.table.height}:</div>",
-        _table(header, rows),
-    ]
     return _wrap(body, synthetic=bool(info.get("synthetic")))
 
 
@@ -153,10 +123,3 @@ def _objective(name: str, value: float) -> str:
 
 def _number(value: float) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) and math.isfinite(value) else "–"
-
-
-def _values(values: list[Any]) -> str:
-    """``[5, 6, ..., 54]`` -> ``'5 … 54 (50 values)'``; short lists in full."""
-    if len(values) <= 6:
-        return ", ".join(str(v) for v in values)
-    return f"{values[0]} … {values[-1]} ({len(values)} values)"
