@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from barlab.atomic import publish_folder
 from barlab.engine.kernel import (
     KIND_LIMIT,
     KIND_MARKET,
@@ -288,10 +289,7 @@ class Result:
             saved.orders.write_parquet(tmp / "orders.parquet")
             if report:
                 saved.report(tmp / "report.html")
-            for f in tmp.iterdir():
-                _fsync(f)
-            os.replace(tmp, runs / run_id)
-            _fsync(runs)
+            publish_folder(tmp, runs / run_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -433,11 +431,3 @@ def _new_run_id(runs: Path, info: dict[str, Any]) -> str:
         k += 1
         run_id = f"{base}-{k}"
     return run_id
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

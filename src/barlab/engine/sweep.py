@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from barlab.atomic import publish_folder
 from barlab.bars import Bars
 from barlab.engine.backtest import Account, BacktestOptions, backtest, simulate, to_target
 from barlab.errors import ConfigError, StrategyError
@@ -439,7 +440,7 @@ class SweepResult:
                 json.dumps(doc, indent=2, allow_nan=True, default=str) + "\n"
             )
             self.table.write_parquet(tmp / "sweep.parquet")
-            os.replace(tmp, runs / run_id)
+            publish_folder(tmp, runs / run_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -15,12 +15,12 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from barlab.atomic import write_text
 from barlab.errors import NotPromotedError
 from barlab.strategy import Strategy
 
@@ -149,22 +149,7 @@ def write_record(record: PromotionRecord, *, reports_dir: str | os.PathLike[str]
         raise ValueError(f"a promotion that failed gates {failed} is never written")
     path = record_path(record.strategy, reports_dir=reports_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_text(path, json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import polars as pl
 
+from barlab.atomic import publish_folder
 from barlab.bars import Bars
 from barlab.errors import DataError, RunNotFoundError
-from barlab.result import _fsync, _new_run_id
+from barlab.result import _new_run_id
 
 
 def save_run(
@@ -37,10 +38,7 @@ def save_run(
         (tmp / "run.json").write_text(text + "\n")
         for name, frame in frames.items():
             frame.write_parquet(tmp / name)
-        for f in tmp.iterdir():
-            _fsync(f)
-        os.replace(tmp, runs / run_id)
-        _fsync(runs)
+        publish_folder(tmp, runs / run_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
