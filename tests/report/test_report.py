@@ -240,7 +240,7 @@ def test_write_is_atomic(demo_result, tmp_path, monkeypatch):
     def fail(*_args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("barlab.report.page.os.replace", fail)
+    monkeypatch.setattr("barlab.atomic.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_report(demo_result, target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
