@@ -92,8 +92,15 @@ class BacktestConfig:
     """Exit a position this fraction below (long) or above (short) its entry, e.g. 0.02."""
     take_profit: float | None = None
     trailing_stop: float | None = None
+    stop_loss_atr: float | None = None
+    """The same exits as multiples of the ATR at the entry's signal bar, e.g. 2.0."""
+    take_profit_atr: float | None = None
+    trailing_stop_atr: float | None = None
+    atr_window: int = 14
     fill_policy: str = "pessimistic"
     """When one bar reaches both the stop and the target: pessimistic (stop) or optimistic."""
+    margin: float = 1.0
+    """Buying power as a multiple of equity: 1 = cash account, 2 = Reg T margin."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,21 +25,7 @@ import numpy as np
 import polars as pl
 
 from barlab.atomic import publish_folder
-from barlab.engine.kernel import (
-    KIND_LIMIT,
-    KIND_MARKET,
-    KIND_STOP,
-    KIND_STOP_LIMIT,
-    KIND_STOP_LOSS,
-    KIND_TAKE_PROFIT,
-    KIND_TRAILING_STOP,
-    ORDER_CANCELLED,
-    ORDER_EXPIRED,
-    ORDER_FILLED,
-    ORDER_PARTIAL,
-    ORDER_REFUSED,
-    ORDER_RESIZED,
-)
+from barlab.engine.orders import KIND_NAMES, STATUS_NAMES
 from barlab.engine.risk import REASON_NAMES
 from barlab.errors import DataError, RunNotFoundError
 from barlab.metrics import Metrics, compute_metrics
@@ -49,23 +35,6 @@ if TYPE_CHECKING:
     from barlab.engine.backtest import BacktestOptions, Simulation
     from barlab.strategy import Strategy
 
-STATUS_NAMES = {
-    ORDER_FILLED: "filled",
-    ORDER_RESIZED: "resized",
-    ORDER_REFUSED: "refused",
-    ORDER_PARTIAL: "partially_filled",
-    ORDER_CANCELLED: "cancelled",
-    ORDER_EXPIRED: "expired",
-}
-KIND_NAMES = {
-    KIND_MARKET: "market",
-    KIND_STOP_LOSS: "stop_loss",
-    KIND_TAKE_PROFIT: "take_profit",
-    KIND_TRAILING_STOP: "trailing_stop",
-    KIND_LIMIT: "limit",
-    KIND_STOP: "stop",
-    KIND_STOP_LIMIT: "stop_limit",
-}
 RUN_FORMAT = 1
 _TS = pl.Datetime("ns", "UTC")
 
@@ -195,6 +164,16 @@ class Result:
             orders=self.orders, positions=self.positions, close=self.close_source,
             ts_ns=self.ts_ns, symbols=list(self.info["symbols"]),
         )  # fmt: skip
+
+    @property
+    def ambiguous(self) -> tuple[int, float]:
+        """How many trades exited on an ambiguous bar (its range held both the stop and the
+        target, so the declared fill policy chose) and their P&L in dollars: what depends on
+        the policy."""
+        if "ambiguous" not in self.trades.columns:  # runs saved before the engine flagged them
+            return 0, 0.0
+        hit = self.trades.filter(pl.col("ambiguous"))
+        return hit.height, float(hit["pnl"].sum())
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -44,8 +44,11 @@ class Signals:
     Every target is a whole rebalance: sells fill before buys on the same bar.
 
     ``limit_price`` / ``stop_price`` (float, NaN = none) turn a row's instructions into limit,
-    stop or stop-limit orders resting from the next bar; ``time_in_force`` is ``"gtc"`` (until
-    filled or replaced) or ``"day"`` (until the end of the first session it rests in).
+    stop or stop-limit orders resting from the next bar; ``trail_stop`` (a fraction, e.g. 0.02;
+    NaN = none) into trailing stop orders, whose stop follows the market that far behind the
+    best price since the order was given (a buy: above the lowest low); ``time_in_force`` is
+    ``"gtc"`` (until filled or replaced) or ``"day"`` (until the end of the first session it
+    rests in). See barlab/engine/orders.py for where each fills.
     """
 
     entries: np.ndarray | None = None
@@ -56,6 +59,7 @@ class Signals:
     size_type: str = "equal"
     limit_price: np.ndarray | None = None
     stop_price: np.ndarray | None = None
+    trail_stop: np.ndarray | None = None
     time_in_force: str = "gtc"
 
     def check(self, shape: tuple[int, int]) -> None:
@@ -71,7 +75,7 @@ class Signals:
             raise StrategyError(
                 f"Signals.time_in_force must be gtc or day, got {self.time_in_force!r}"
             )
-        for name in ("limit_price", "stop_price"):
+        for name in ("limit_price", "stop_price", "trail_stop"):
             prices = getattr(self, name)
             if prices is None:
                 continue
@@ -80,8 +84,23 @@ class Signals:
                     f"Signals.{name} must be a float array of the bars' shape {shape}, "
                     f"got {prices.dtype} {prices.shape}"
                 )
-            if np.any(prices <= 0):
-                raise StrategyError(f"Signals.{name} must be positive where given (NaN = none)")
+            if np.any(prices <= 0) or np.any(np.isinf(prices)):
+                raise StrategyError(
+                    f"Signals.{name} must be positive and finite where given (NaN = none)"
+                )
+        if self.trail_stop is not None:
+            if np.any(self.trail_stop >= 1):
+                raise StrategyError(
+                    "Signals.trail_stop is a fraction of the price, e.g. 0.02 for 2 %, below 1"
+                )
+            given = ~np.isnan(self.trail_stop)
+            for name in ("limit_price", "stop_price"):
+                other = getattr(self, name)
+                if other is not None and np.any(given & ~np.isnan(other)):
+                    raise StrategyError(
+                        f"Signals.trail_stop and Signals.{name} are both given for the same "
+                        "bar and symbol: a trailing stop order has no other price"
+                    )
         if self.size_type not in SIZE_TYPES:
             raise StrategyError(
                 f"Signals.size_type must be one of {', '.join(SIZE_TYPES)}, got {self.size_type!r}"

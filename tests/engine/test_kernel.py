@@ -15,6 +15,7 @@ from barlab.engine.backtest import BacktestOptions, simulate, to_target
 from barlab.engine.costs import Costs
 from barlab.engine.risk import RiskRules
 from barlab.errors import ConfigError
+from barlab.indicators import atr
 from barlab.result import orders_frame, trades_frame
 from barlab.strategy import Signals
 from tests.reference import simulator as ref
@@ -54,11 +55,18 @@ def scenarios(draw):
     position_cap = draw(opt)
     lowest = max(500.0, position_cap or 0.0)  # a position cap above the book cap is an error
     portfolio_cap = draw(st.one_of(st.none(), st.floats(lowest, max(lowest, 12_000.0))))
-    exit_at = st.one_of(st.none(), st.sampled_from([0.01, 0.03, 0.08]))
+    exits = {}
+    for name in ("stop_loss", "take_profit", "trailing_stop"):
+        # each exit: off, a fraction of the entry price, or a multiple of the ATR
+        how = draw(st.sampled_from(["off", "fraction", "fraction", "atr"]))
+        if how == "fraction":
+            exits[name] = draw(st.sampled_from([0.01, 0.03, 0.08]))
+        elif how == "atr":
+            exits[f"{name}_atr"] = draw(st.sampled_from([0.5, 1.5, 3.0]))
     options = BacktestOptions(
-        stop_loss=draw(exit_at),
-        take_profit=draw(exit_at),
-        trailing_stop=draw(exit_at),
+        **exits,
+        atr_window=draw(st.sampled_from([1, 3, 14])),
+        margin=draw(st.sampled_from([1.0, 1.0, 2.0, 4.0])),
         fill_policy=draw(st.sampled_from(["pessimistic", "optimistic"])),
         cash=draw(st.sampled_from([1_000.0, 10_000.0])),
         allow_short=draw(st.sampled_from([True, True, False])),
@@ -95,6 +103,13 @@ def scenarios(draw):
         if share:
             away = close * np.exp(rng.normal(0, 0.03, (n, m)))
             orders[name] = np.where(has & (rng.random((n, m)) < share), away, np.nan)
+    if draw(st.booleans()):  # some others rest as trailing stop orders
+        free = has.copy()
+        for name in ("limit_price", "stop_price"):
+            if name in orders:
+                free &= np.isnan(orders[name])
+        trail = rng.uniform(0.002, 0.05, (n, m))
+        orders["trail_stop"] = np.where(free & (rng.random((n, m)) < 0.5), trail, np.nan)
     return bars, target * scale, options, orders
 
 
@@ -124,7 +139,11 @@ def run_reference(bars, target, o: BacktestOptions, orders):
         commission_per_order=o.costs.commission_per_order,
         price_impact=o.costs.price_impact, max_participation=o.costs.max_participation,
         volume=bars.volume.tolist(), size_on=o.size_on,
-        buying_power_buffer=o.buying_power_buffer,
+        buying_power_buffer=o.buying_power_buffer, margin=o.margin,
+        trail=orders["trail_stop"].tolist() if "trail_stop" in orders else None,
+        atr=atr(bars.high, bars.low, bars.close, o.atr_window).tolist(),
+        stop_loss_atr=o.stop_loss_atr or math.inf, take_profit_atr=o.take_profit_atr or math.inf,
+        trailing_stop_atr=o.trailing_stop_atr or math.inf,
     )  # fmt: skip
 
 
@@ -189,14 +208,18 @@ def test_account_invariants(case):
         d = 1 if row["side"] == "buy" else -1
         protected = row["kind"] in ("limit", "stop_limit")  # a limit takes no slippage
         raw = row["price"] if protected else row["price"] / (1 + d * slip)
-        impacted = row["kind"] in ("market", "stop") and options.costs.price_impact > 0
+        impacted = (
+            row["kind"] in ("market", "stop", "trailing_stop_order")
+            and options.costs.price_impact > 0
+        )
         if impacted:
             # volume-share impact moves the price further against the order, never for it
             assert d * (raw - bars.open[t, j]) >= -1e-9 * bars.open[t, j]
         else:
             assert bars.low[t, j] * (1 - 1e-12) <= raw <= bars.high[t, j] * (1 + 1e-12)
         assert row["created_bar"] <= t
-        entry_kinds = ("market", "limit", "stop", "stop_limit")  # attached exits fill whole
+        # attached exits fill whole
+        entry_kinds = ("market", "limit", "stop", "stop_limit", "trailing_stop_order")
         if options.costs.max_participation is not None and row["kind"] in entry_kinds:
             assert row["qty"] <= options.costs.max_participation * bars.volume[t, j] + 1e-9
     if not options.allow_short:
@@ -218,7 +241,9 @@ def test_account_invariants(case):
         price = bars.open[t, j] * (1 + d * slip) if row["kind"] == "market" else row["price"]
         after = abs(sim.positions[t, j]) * price
         before = abs(sim.positions[t - 1, j]) * price if t else 0
-        stop_impact = row["kind"] == "stop" and options.costs.price_impact > 0
+        stop_impact = (
+            row["kind"] in ("stop", "trailing_stop_order") and options.costs.price_impact > 0
+        )
         if after > before and not stop_impact:
             assert after <= caps[j] + 1e-6
         assert np.count_nonzero(sim.positions[t]) <= limit
@@ -234,9 +259,19 @@ def test_account_invariants(case):
                 j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
                 assert abs(sim.positions[t, j]) < abs(sim.positions[t - 1, j]) + 1e-12
     if not np.any(target < 0) and options.costs.commission_min == 0:
-        # long only, buys capped by cash, sells raise more than they cost (a minimum
-        # commission on a tiny rebalancing sell may cost more than it raises)
-        assert np.all(sim.cash >= -1e-9)
+        # long only, buys capped by cash (with margin: by cash plus (margin - 1) times the
+        # equity at the bar's open), sells raise more than they cost (a minimum commission on
+        # a tiny rebalancing sell may cost more than it raises)
+        held_before = np.vstack([np.zeros((1, bars.n_symbols)), sim.positions[:-1]])
+        cash_before = np.concatenate([[options.cash], sim.cash[:-1]])
+        marks = np.where(np.isfinite(bars.open), bars.open, np.vstack([last[:1] * 0, last[:-1]]))
+        at_open = cash_before + np.where(held_before != 0, held_before * marks, 0.0).sum(axis=1)
+        floor = -(options.margin - 1.0) * np.maximum(at_open, 0.0)
+        bought = filled.filter(pl.col("side") == "buy")["fill_bar"].unique().to_numpy()
+        slack = 1e-9 * np.maximum(at_open[bought], 1.0)
+        assert np.all(sim.cash[bought] >= floor[bought] - slack)
+        if options.margin == 1.0:
+            assert np.all(sim.cash >= -1e-9)
 
 
 def test_no_signals_no_trades(bars: Bars):

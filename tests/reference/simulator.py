@@ -16,7 +16,7 @@ NY = ZoneInfo("America/New_York")
 
 @dataclass
 class Order:
-    kind: str  # market / stop_loss / take_profit / trailing_stop
+    kind: str  # market / limit / stop / stop_limit / trailing_stop_order, or an attached exit
     created_bar: int
     fill_bar: int
     symbol: int
@@ -115,15 +115,34 @@ class Pending:
     flatten: bool = False  # a closing order of the daily loss limit
     want: float = math.nan  # shares sized at the signal bar's close (size_on="signal")
     cut: bool = False  # the buying-power check at the signal asked for fewer shares
+    trail: float = math.nan  # a trailing stop order: how far behind the best price
+    ref: float = math.nan  # the close it was given at
+    lowest: float = math.nan  # lowest low and highest high since then (trailing orders)
+    highest: float = math.nan
 
     def kind(self):
+        if not math.isnan(self.trail):
+            return "trailing_stop_order"
         if math.isnan(self.stop):
             return "market" if math.isnan(self.limit) else "limit"
         return "stop" if math.isnan(self.limit) else "stop_limit"
 
+    def resting(self):
+        return self.kind() != "market"
+
+    def trailing_stop(self, side):
+        """A trailing order's stop for a buy (+1) or a sell (-1)."""
+        if side > 0:
+            return self.lowest * (1 + self.trail)
+        return self.highest * (1 - self.trail)
+
     def unfilled(self, t, j, held, status):
-        side = "buy" if self.target > 0 or (self.target == 0 and held < 0) else "sell"
-        price = self.limit if math.isnan(self.stop) else self.stop
+        buy = self.target > 0 or (self.target == 0 and held < 0)
+        if not math.isnan(self.trail):
+            price = self.trailing_stop(1 if buy else -1)
+        else:
+            price = self.limit if math.isnan(self.stop) else self.stop
+        side = "buy" if buy else "sell"
         return Order(self.kind(), self.created, t, j, side, 0.0, 0.0, price, 0.0, status, "")
 
 
@@ -142,19 +161,27 @@ def resting_fill(side, o, h, lo, lim, stp):
     return (o, True, True) if o >= lim else (lim, h >= lim, True)
 
 
-def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, first_bar):
+def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, gap_check,
+                  atr=math.nan, sl_atr=math.inf, tp_atr=math.inf, trail_atr=math.inf):  # fmt: skip
     """(kind, price, ambiguous) of the exit that fills in this bar, or None."""
     long = pos > 0
     stops = []
     if sl < math.inf:
         stops.append(("stop_loss", entry * (1 - sl) if long else entry * (1 + sl)))
+    elif sl_atr < math.inf:
+        stops.append(("stop_loss", entry - sl_atr * atr if long else entry + sl_atr * atr))
     if trail < math.inf:
         stops.append(("trailing_stop", best * (1 - trail) if long else best * (1 + trail)))
+    elif trail_atr < math.inf:
+        stops.append(("trailing_stop", best - trail_atr * atr if long else best + trail_atr * atr))
+    stops = [s for s in stops if not math.isnan(s[1])]  # no ATR known at the entry: no exit
     # the tighter stop: the higher one for a long, the lower for a short (ties: stop_loss)
     stop = (max if long else min)(stops, key=lambda s: s[1]) if stops else None
     target = None
     if tp < math.inf:
         target = entry * (1 + tp) if long else entry * (1 - tp)
+    elif tp_atr < math.inf and not math.isnan(atr):
+        target = entry + tp_atr * atr if long else entry - tp_atr * atr
 
     def beyond_stop(price):
         return stop is not None and (price <= stop[1] if long else price >= stop[1])
@@ -162,9 +189,9 @@ def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, first_b
     def beyond_target(price):
         return target is not None and (price >= target if long else price <= target)
 
-    if not first_bar and beyond_stop(o):
+    if gap_check and beyond_stop(o):
         return stop[0], o, False
-    if not first_bar and beyond_target(o):
+    if gap_check and beyond_target(o):
         return "take_profit", o, False
     hit_stop = beyond_stop(lo if long else h)
     hit_target = beyond_target(h if long else lo)
@@ -186,7 +213,8 @@ def simulate(
     optimistic=False, sizing="equal", commission_max=math.inf, price_impact=0.0,
     max_participation=None, volume=None, commission_per_order=0.0,
     limit=None, stop=None, day_orders=False, daily_loss_flatten=False, allow_short=True,
-    size_on="fill", buying_power_buffer=0.03,
+    size_on="fill", buying_power_buffer=0.03, trail=None, margin=1.0, atr=None,
+    stop_loss_atr=math.inf, take_profit_atr=math.inf, trailing_stop_atr=math.inf,
 ):  # fmt: skip
     n = len(open_)
     m = len(open_[0]) if n else 0
@@ -195,7 +223,8 @@ def simulate(
     last = [math.nan] * m
     pending: dict[int, Pending] = {}
     open_trade: dict[int, Trade] = {}
-    entry = [0.0] * m  # the open price of the bar the position was entered in
+    entry = [0.0] * m  # the entry's reference price: its fill bar's open, or its signal close
+    entry_atr = [math.nan] * m  # the ATR at the entry's signal bar
     best = [0.0] * m  # best high (long) or low (short) of the bars since entry, before this one
     entered = [-1] * m
     day_start = cash
@@ -222,10 +251,13 @@ def simulate(
                 if size_on == "signal":
                     wants[j] = order.want
                     continue
+                stop_px = order.stop
+                if not math.isnan(order.trail):  # sized at the stop of its target's side
+                    stop_px = order.trailing_stop(1 if tg > 0 else -1)
                 if not math.isnan(order.limit):
                     px = order.limit
-                elif not math.isnan(order.stop):
-                    px = price_for(order.stop, 1 if tg > 0 else -1)
+                elif not math.isnan(stop_px):
+                    px = price_for(stop_px, 1 if tg > 0 else -1)
                 else:
                     px = price_for(open_[t][j], 1 if tg > 0 else -1)
                 unit = px * (1 + commission_rate) + commission_per_share
@@ -244,7 +276,7 @@ def simulate(
                     if j not in pending:
                         continue
                     order = pending[j]
-                    resting = not (math.isnan(order.limit) and math.isnan(order.stop))
+                    resting = order.resting()
                     if side == -1 and resting and day_orders:
                         if order.session is None:
                             order.session = ny_day(ts_ns[t])
@@ -260,8 +292,11 @@ def simulate(
                     kind, base, protected = "market", open_[t][j], False
                     if resting:
                         kind = order.kind()
+                        stop_px = order.stop
+                        if not math.isnan(order.trail):
+                            stop_px = order.trailing_stop(side)
                         base, triggered, protected = resting_fill(
-                            side, open_[t][j], high[t][j], low[t][j], order.limit, order.stop
+                            side, open_[t][j], high[t][j], low[t][j], order.limit, stop_px
                         )
                         if not triggered:
                             touched = (
@@ -309,8 +344,10 @@ def simulate(
                     if side == 1 and qty > 0:
                         args = (commission_rate, commission_per_share, commission_min,
                                 commission_max, commission_per_order)  # fmt: skip
-                        if qty * px + fee_for(qty, px, *args) > cash:
-                            qty = min(qty, affordable(cash, px, *args, fractional))
+                        # with margin, cash may be borrowed against the equity at the open
+                        spendable = cash + (margin - 1) * max(equity_open, 0.0)
+                        if qty * px + fee_for(qty, px, *args) > spendable:
+                            qty = min(qty, affordable(spendable, px, *args, fractional))
                             reason = "insufficient_cash"
                     requested = abs(want - pos[j])
                     if qty <= 0:
@@ -357,13 +394,17 @@ def simulate(
                     old = pos[j]
                     pos[j] += side * qty
                     if pos[j] != 0 and sign(old) != sign(pos[j]):
-                        entry[j], best[j], entered[j] = open_[t][j], open_[t][j], t
+                        entry[j] = order.ref if size_on == "signal" else open_[t][j]
+                        best[j], entered[j] = entry[j], t
+                        entry_atr[j] = atr[created][j] if atr is not None else math.nan
         for j in range(m):
             if pos[j] == 0 or not math.isfinite(open_[t][j]) or high is None:
                 continue
             hit = attached_exit(
                 pos[j], open_[t][j], high[t][j], low[t][j], entry[j], best[j],
-                stop_loss, take_profit, trailing_stop, optimistic, entered[j] == t,
+                stop_loss, take_profit, trailing_stop, optimistic,
+                size_on == "signal" or entered[j] != t, entry_atr[j],
+                stop_loss_atr, take_profit_atr, trailing_stop_atr,
             )  # fmt: skip
             if hit is None:
                 best[j] = max(best[j], high[t][j]) if pos[j] > 0 else min(best[j], low[t][j])
@@ -387,6 +428,13 @@ def simulate(
             open_trade[j].ambiguous = ambiguous
             book_fill(acct, open_trade, j, t, pos[j], side, qty, px, fee)
             pos[j] = 0.0
+        for j, order in pending.items():  # resting trailing orders follow this bar
+            if not math.isnan(order.trail) and high is not None:
+                if math.isnan(order.lowest):  # given before the symbol's first close
+                    order.lowest, order.highest = low[t][j], high[t][j]
+                elif math.isfinite(high[t][j]):
+                    order.lowest = min(order.lowest, low[t][j])
+                    order.highest = max(order.highest, high[t][j])
         for j in range(m):
             if math.isfinite(close[t][j]):
                 last[j] = close[t][j]
@@ -398,7 +446,8 @@ def simulate(
         acct.cash.append(cash)
         acct.positions.append(list(pos))
         flatten = daily_loss_flatten and not halted and equity <= day_start - daily_loss_limit
-        power = max(cash, 0.0)  # the broker's buying power at this close (size_on="signal")
+        # the broker's buying power at this close (size_on="signal")
+        power = max(cash + (margin - 1) * max(equity, 0.0), 0.0)
         for j in range(m):
             closing = flatten and pos[j] != 0
             if closing or not math.isnan(target[t][j]):
@@ -406,15 +455,22 @@ def simulate(
                 if size_on == "signal" and sizing != "shares" and math.isnan(last[j]):
                     continue  # no close yet to size it at: as if there were no instruction
                 old = pending.get(j)
-                if old is not None and old.created < t and old.kind() != "market":
+                if old is not None and old.created < t and old.resting():
                     acct.orders.append(old.unfilled(t, j, pos[j], "cancelled"))
                 if closing:  # the daily loss limit closes everything at the next open
-                    pending[j] = Pending(0.0, t, flatten=True, want=0.0)
+                    pending[j] = Pending(0.0, t, flatten=True, want=0.0, ref=last[j])
                     continue
                 lim = limit[t][j] if limit is not None else math.nan
                 stp = stop[t][j] if stop is not None else math.nan
+                trl = trail[t][j] if trail is not None else math.nan
+                if not math.isnan(trl):  # a trailing stop order has no other price
+                    lim = stp = math.nan
+                new = Pending(tg, t, lim, stp, trail=trl, ref=last[j], lowest=last[j],
+                              highest=last[j])  # fmt: skip
                 want = math.nan
                 if size_on == "signal":  # at this close: the equity, and the close as price
+                    if not math.isnan(trl):
+                        stp = new.trailing_stop(1 if tg > 0 else -1)
                     base = last[j] if math.isnan(stp) else stp
                     px = lim if not math.isnan(lim) else price_for(base, 1 if tg > 0 else -1)
                     costs = (commission_rate, commission_per_share, fractional)
@@ -428,7 +484,8 @@ def simulate(
                         ),
                     )  # fmt: skip
                     cut = want != asked
-                pending[j] = Pending(tg, t, lim, stp, want=want, cut=size_on == "signal" and cut)
+                new.want, new.cut = want, size_on == "signal" and cut
+                pending[j] = new
         prev_equity = equity
         if equity <= day_start - daily_loss_limit:
             halted = True

@@ -132,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(
             flag, type=float, metavar="FRACTION", help=f"exit attached to every entry: {what}"
         )
+        run.add_argument(
+            f"{flag}-atr", type=float, metavar="K",
+            help=f"the {flag[2:].replace('-', ' ')} as K times the ATR at the entry's signal bar "
+            f"instead, e.g. 2",
+        )  # fmt: skip
+    run.add_argument(
+        "--atr-window", type=int, metavar="BARS", help="bars in the ATR of --*-atr exits (14)"
+    )
+    run.add_argument(
+        "--margin",
+        type=float,
+        metavar="X",
+        help="buying power as a multiple of equity: 1 = cash account (default), 2 = Reg T",
+    )
     run.add_argument(
         "--fill-policy",
         choices=["pessimistic", "optimistic"],
@@ -293,13 +307,18 @@ def backtest_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
         ("stop_loss", "stop_loss"),
         ("take_profit", "take_profit"),
         ("trailing_stop", "trailing_stop"),
+        ("stop_loss_atr", "stop_loss_atr"),
+        ("take_profit_atr", "take_profit_atr"),
+        ("trailing_stop_atr", "trailing_stop_atr"),
+        ("atr_window", "atr_window"),
+        ("margin", "margin"),
         ("fill_policy", "fill_policy"),
         ("cash", "cash"),
         ("commission", "commission_rate"),
         ("slippage_bps", "slippage_bps"),
         ("fractional", "fractional"),
     ):
-        if getattr(args, flag) is not None:
+        if getattr(args, flag, None) is not None:  # commands without the flag keep the config
             opts[key] = getattr(args, flag)
     return opts  # fmt: skip
 
@@ -385,7 +404,7 @@ def _finite(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(result: Any, report: Path | None) -> str:
-    from barlab.report.labels import SUMMARY, format_metric, label
+    from barlab.report.labels import SUMMARY, fmt, format_metric, label
 
     info = result.info
     params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
@@ -401,6 +420,14 @@ def summary(result: Any, report: Path | None) -> str:
         mine = format_metric(name, getattr(result.metrics, name))
         bench = format_metric(name, getattr(result.benchmark_metrics, name))
         lines.append(f"{label(name):<22}{mine:>16}{bench:>16}")
+    n_ambiguous, ambiguous_pnl = result.ambiguous
+    if n_ambiguous:
+        policy = result.info.get("options", {}).get("fill_policy", "pessimistic")
+        lines += [
+            "",
+            f"{n_ambiguous:,} trade(s) exited on a bar that reached both the stop and the target:",
+            f"the {policy} fill policy decided them (their P&L: {fmt(ambiguous_pnl, 'money')})",
+        ]
     lines += ["", f"run id: {result.run_id}"]
     if report:
         lines.append(f"report: {report}")

@@ -30,7 +30,8 @@ class BacktestOptions:
         Starting cash in dollars, e.g. ``100_000``.
     size_pct : float
         Fraction of equity put to work when every symbol is in the market, split equally across
-        the symbols, e.g. ``1.0`` (all of it) or ``0.5``.
+        the symbols, e.g. ``1.0`` (all of it) or ``0.5``; up to ``margin`` (e.g. ``2.0`` with
+        ``margin=2``) to trade on borrowed buying power.
     fractional : bool
         Trade fractional shares; whole shares otherwise.
     allow_short : bool
@@ -43,6 +44,13 @@ class BacktestOptions:
         Exits attached to every entry, as fractions: ``stop_loss=0.02`` sells a long 2 % below
         its entry price, ``take_profit=0.05`` 5 % above it, ``trailing_stop=0.03`` 3 % below
         the best high since entry (mirrored for shorts). None: off.
+    stop_loss_atr, take_profit_atr, trailing_stop_atr : float or None
+        The same exits as multiples of the average true range over ``atr_window`` bars at the
+        entry's signal bar: ``stop_loss_atr=2`` sells a long two ATRs below its entry price.
+        Give each exit as a fraction or as an ATR multiple, not both. An entry made while the
+        ATR is still unknown (the first ``atr_window`` bars) gets no ATR exit.
+    atr_window : int
+        Bars in the ATR of the ``*_atr`` exits (Wilder's, as :func:`barlab.indicators.atr`).
     fill_policy : str
         For a bar whose range reaches both the stop and the target: ``"pessimistic"`` (the
         stop fills; the default) or ``"optimistic"`` (the target fills). Such trades are
@@ -56,6 +64,11 @@ class BacktestOptions:
         With ``size_on="signal"`` only: like a broker at submit, the shares an order adds must
         fit in the cash at the signal bar's close priced this fraction above that close, e.g.
         ``0.03`` (Alpaca's check on market orders); fewer are asked for otherwise.
+    margin : float
+        Buying power as a multiple of equity: ``1`` (the default) is a cash account, buys
+        never spend cash it does not have; ``2`` is Reg T margin, buys may borrow until cash
+        reaches minus the equity; ``4`` a pattern day trader's intraday power. No interest is
+        charged on the borrowed cash.
     """
 
     cash: float = 100_000.0
@@ -67,9 +80,14 @@ class BacktestOptions:
     stop_loss: float | None = None
     take_profit: float | None = None
     trailing_stop: float | None = None
+    stop_loss_atr: float | None = None
+    take_profit_atr: float | None = None
+    trailing_stop_atr: float | None = None
+    atr_window: int = 14
     fill_policy: str = "pessimistic"
     size_on: str = "fill"
     buying_power_buffer: float = 0.03
+    margin: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("stop_loss", "take_profit", "trailing_stop"):
@@ -78,6 +96,24 @@ class BacktestOptions:
                 raise ConfigError(
                     f"{name} is a fraction of the entry price, e.g. 0.02 for 2 %, got {value!r}"
                 )
+            multiple = getattr(self, f"{name}_atr")
+            if multiple is not None and not (multiple > 0 and np.isfinite(multiple)):
+                raise ConfigError(
+                    f"{name}_atr is a positive multiple of the ATR, e.g. 2.0, got {multiple!r}"
+                )
+            if value is not None and multiple is not None:
+                raise ConfigError(
+                    f"{name} and {name}_atr both set: give the exit as a fraction of the entry "
+                    f"price or as an ATR multiple, not both"
+                )
+        w = self.atr_window
+        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1:
+            raise ConfigError(f"atr_window must be a whole number of bars >= 1, got {w!r}")
+        if not 1 <= self.margin <= 10:
+            raise ConfigError(
+                f"margin is buying power as a multiple of equity in [1, 10]: 1 for a cash "
+                f"account, 2 for Reg T, got {self.margin!r}"
+            )
         if self.fill_policy not in ("pessimistic", "optimistic"):
             raise ConfigError(
                 f"fill_policy must be pessimistic or optimistic, got {self.fill_policy!r}"
@@ -91,8 +127,11 @@ class BacktestOptions:
             )
         if not (self.cash > 0 and np.isfinite(self.cash)):
             raise ConfigError(f"cash must be a positive number of dollars, got {self.cash!r}")
-        if not (0 < self.size_pct <= 1):
-            raise ConfigError(f"size_pct must be in (0, 1], got {self.size_pct!r}")
+        if not (0 < self.size_pct <= self.margin):
+            raise ConfigError(
+                f"size_pct must be in (0, 1], or up to the margin ({self.margin:g}) to trade on "
+                f"borrowed buying power, got {self.size_pct!r}"
+            )
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> BacktestOptions:
@@ -149,7 +188,7 @@ def to_target(signals: Signals, shape: tuple[int, int]) -> np.ndarray:
     """The kernel's target array (float64, NaN = no instruction) for ``signals``."""
     signals.check(shape)
     if signals.target is not None:
-        target = np.ascontiguousarray(signals.target, dtype=np.float64)
+        target = np.require(signals.target, np.float64, ("C", "W"))
         if np.any(np.isinf(target)):
             raise StrategyError("Signals.target must not contain inf")
         return target
@@ -196,11 +235,22 @@ class Account:
     def of(cls, bars: Bars, options: BacktestOptions) -> Account:
         c = options.costs
         inf = np.inf
+
+        def off(value: float | None) -> float:
+            return inf if value is None else float(value)
+
+        exits_atr = (options.stop_loss_atr, options.take_profit_atr, options.trailing_stop_atr)
+        atr = _NAN_CELL
+        if any(x is not None for x in exits_atr):
+            from barlab.indicators import atr as average_true_range
+
+            atr = average_true_range(bars.high, bars.low, bars.close, options.atr_window)
         rules = (
             float(options.cash),
             float(options.size_pct),
             options.size_on == "signal",
             float(options.buying_power_buffer),
+            float(options.margin),
             c.commission_rate,
             c.commission_per_share,
             c.commission_per_order,
@@ -213,9 +263,11 @@ class Account:
             bool(options.fractional),
             bool(options.allow_short),
             *options.risk.kernel_args(bars.symbols),
-            inf if options.stop_loss is None else float(options.stop_loss),
-            inf if options.take_profit is None else float(options.take_profit),
-            inf if options.trailing_stop is None else float(options.trailing_stop),
+            off(options.stop_loss),
+            off(options.take_profit),
+            off(options.trailing_stop),
+            *(off(x) for x in exits_atr),
+            np.require(atr, np.float64, ("C", "W")),
             options.fill_policy == "optimistic",
         )
         market = (bars.open, bars.high, bars.low, bars.close)
@@ -230,6 +282,7 @@ def simulate(
     size_type: str = "equal",
     limit_price: np.ndarray | None = None,
     stop_price: np.ndarray | None = None,
+    trail_stop: np.ndarray | None = None,
     time_in_force: str = "gtc",
     account: Account | None = None,
 ) -> Simulation:
@@ -249,6 +302,7 @@ def simulate(
         target,
         _prices(limit_price, target.shape),
         _prices(stop_price, target.shape),
+        _prices(trail_stop, target.shape),
         time_in_force == "day",
         acct.sessions,
         SIZE_TYPES.index(size_type),
@@ -271,11 +325,28 @@ def simulate(
     )  # fmt: skip
 
 
+_NAN_CELL = np.full((1, 1), np.nan)
+"""An array the kernel broadcasts (one NaN cell): an input a run does not use."""
+
+
 def _prices(prices: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
-    """Order prices for the kernel: NaN (none) everywhere when not given, without a copy."""
+    """Order prices for the kernel: one NaN cell (none anywhere) when not given. Always a
+    writable C array, so that every run uses the same compiled kernel."""
     if prices is None:
-        return np.broadcast_to(np.float64(np.nan), shape)
-    return np.ascontiguousarray(prices, dtype=np.float64)
+        return _NAN_CELL
+    return np.require(prices, np.float64, ("C", "W"))
+
+
+def simulate_signals(
+    bars: Bars, signals: Signals, options: BacktestOptions, *, account: Account | None = None
+) -> Simulation:
+    """Run the kernel on a strategy's ``signals``: its instructions, sizing, order prices,
+    trails and time in force (:func:`simulate` with every field of ``signals``)."""
+    return simulate(
+        bars, to_target(signals, bars.close.shape), options, size_type=signals.size_type,
+        limit_price=signals.limit_price, stop_price=signals.stop_price,
+        trail_stop=signals.trail_stop, time_in_force=signals.time_in_force, account=account,
+    )  # fmt: skip
 
 
 def buy_and_hold_target(shape: tuple[int, int]) -> np.ndarray:
@@ -289,8 +360,9 @@ def buy_and_hold_target(shape: tuple[int, int]) -> np.ndarray:
 def benchmark_options(options: BacktestOptions) -> BacktestOptions:
     """Buy-and-hold pays the same costs but knows no risk rules and no exits."""
     return dataclasses.replace(
-        options, risk=RiskRules(), stop_loss=None, take_profit=None, trailing_stop=None
-    )
+        options, risk=RiskRules(), stop_loss=None, take_profit=None, trailing_stop=None,
+        stop_loss_atr=None, take_profit_atr=None, trailing_stop_atr=None, margin=1.0,
+    )  # fmt: skip
 
 
 def backtest(strategy: Strategy, bars: Bars, **options: Any):
@@ -326,11 +398,7 @@ def backtest(strategy: Strategy, bars: Bars, **options: Any):
         raise StrategyError(
             f"{strategy.label()}.signals() must return Signals, got {type(signals).__name__}"
         )
-    sim = simulate(
-        bars, to_target(signals, shape), opts, size_type=signals.size_type,
-        limit_price=signals.limit_price, stop_price=signals.stop_price,
-        time_in_force=signals.time_in_force,
-    )  # fmt: skip
+    sim = simulate_signals(bars, signals, opts)
     return Result.from_simulation(
         strategy=strategy,
         bars=bars,

@@ -20,23 +20,29 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
 - An order takes at most ``participation`` of its bar's volume: the rest waits for the next
   bars (the instruction stays pending until a newer one replaces it). Attached exits fill whole.
 - Within a bar, sells fill before buys, so a rebalance can use the cash the sells free.
-- Buys never spend cash the account does not have; risk rules resize or refuse orders, and every
-  such order is logged with its reason.
-- An instruction may carry a limit and/or a stop price: it then rests from the next bar on.
-  A buy limit fills when a bar trades at or below the limit (at the open if it gapped through,
-  else at the limit; no slippage: the limit protects the price); a buy stop triggers when a bar
-  trades at or above the stop and fills at the worse of the open and the stop (slippage
-  applied); a stop-limit fills in the triggering bar only within its limit, and rests as a
-  limit order after. Sells mirror. Time in force: ``gtc`` rests until filled or replaced
-  (logged ``cancelled``), ``day`` until its first session ends (logged ``expired``).
+- Buys never spend cash the account does not have, unless ``margin`` > 1: then cash may go
+  down to ``-(margin - 1)`` times the equity marked at the fill bar's open (buying power of
+  ``margin`` x equity, e.g. 2 for Reg T). Risk rules resize or refuse orders, and every such
+  order is logged with its reason.
+- An instruction may carry a limit and/or a stop price, or a trail (engine/orders.py has the
+  fill rules): it then rests from the next bar on. Limits are not slipped; stops fill at the
+  worse of the open and the stop (slippage applied); a stop-limit fills in the triggering bar
+  only within its limit, and rests as a limit order after; a trailing stop order's stop sits
+  ``trail`` above the lowest low (buys) or below the highest high (sells) since the close it
+  was given at, bars before the tested one. Time in force: ``gtc`` rests until filled or
+  replaced (logged ``cancelled``), ``day`` until its first session ends (logged ``expired``).
 - When equity falls ``daily_loss`` below the session's start, no order may add exposure for the
   rest of the session; with ``flatten_on_loss`` every position is also closed at the next open.
-- Exits attached to every entry (``stop_loss``, ``take_profit``, ``trailing_stop``, fractions of
-  the entry price or of the best price since entry) are checked on every bar from the entry bar
-  on, after the open's fills: a bar that gaps through a level fills at its open, one that trades
-  through it at the level (slippage applied). When a bar's range holds both the stop and the
-  target, the declared fill policy decides (pessimistic: the stop) and the trade is counted as
-  ambiguous. The trailing level follows the best high (low, for shorts) of the bars before.
+- Exits attached to every entry (``stop_loss``, ``take_profit``, ``trailing_stop`` as
+  fractions of the entry's reference price, or of the best price since entry for the trailing
+  stop; or the ``*_atr`` multiples of the ATR at the entry's signal bar) are checked on every
+  bar from the entry bar on, after the open's fills: a bar that gaps through a level fills at
+  its open, one that trades through it at the level (slippage applied). The reference price is
+  the fill bar's open (that open is the entry, so it is not a gap), or with ``size_on_signal``
+  the signal bar's close, which a live trader sends its bracket from (the fill bar's open may
+  then already be beyond a level). When a bar's range holds both the stop and the target, the
+  declared fill policy decides (pessimistic: the stop) and the trade is counted as ambiguous.
+  The trailing level follows the best high (low, for shorts) of the bars before.
 - Equity is cash plus positions marked at each bar's close (last known close where a symbol has no
   bar).
 """
@@ -47,6 +53,25 @@ import numpy as np
 from numba import njit
 
 from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact_bps_nb
+from barlab.engine.orders import (
+    KIND_MARKET,
+    KIND_STOP_LIMIT,
+    KIND_TRAILING_ORDER,
+    ORDER_CANCELLED,
+    ORDER_EXPIRED,
+    ORDER_FILLED,
+    ORDER_PARTIAL,
+    ORDER_REFUSED,
+    ORDER_RESIZED,
+    exit_fill_nb,
+    exit_levels_nb,
+    intended_side_nb,
+    order_kind_nb,
+    order_px_nb,
+    resting_fill_nb,
+    stop_touched_nb,
+    trailing_level_nb,
+)
 from barlab.engine.risk import (
     REASON_CASH,
     REASON_DAILY_LOSS_LIMIT,
@@ -59,25 +84,10 @@ from barlab.engine.risk import (
     REASON_NONE,
 )
 
-ORDER_FILLED = 0
-ORDER_RESIZED = 1  # filled, with fewer shares than asked (reason says why)
-ORDER_REFUSED = 2  # nothing filled (reason says why)
-ORDER_PARTIAL = 3  # filled in part; the rest waits for the next bars (volume participation)
-ORDER_CANCELLED = 4  # a resting order replaced by a newer instruction before it filled
-ORDER_EXPIRED = 5  # a day order whose session ended before it filled
-
 SIZE_EQUAL = 0
 SIZE_WEIGHT = 1
 SIZE_NOTIONAL = 2
 SIZE_SHARES = 3
-
-KIND_MARKET = 0  # from the strategy's signals, at the next open
-KIND_STOP_LOSS = 1
-KIND_TAKE_PROFIT = 2
-KIND_TRAILING_STOP = 3
-KIND_LIMIT = 4
-KIND_STOP = 5
-KIND_STOP_LIMIT = 6
 
 
 @njit(cache=True, nogil=True)
@@ -114,6 +124,13 @@ def signal_step_nb(state, entry, exit_, short_entry, short_exit):
 
 
 @njit(cache=True)
+def _cell(a, t, j):
+    """``a[t, j]``, a dimension of length 1 broadcast: arrays a run does not use (limit or
+    stop prices, trails, the ATR) are passed as one NaN cell, keeping one compiled kernel."""
+    return a[min(t, a.shape[0] - 1), min(j, a.shape[1] - 1)]
+
+
+@njit(cache=True)
 def _whole(qty, fractional):
     if fractional:
         return qty
@@ -132,16 +149,6 @@ def want_nb(sizing, tg, equity, alloc, px, rate, per_share, fractional):
     else:
         value = abs(tg)
     return np.sign(tg) * _whole(value / (px * (1.0 + rate) + per_share), fractional)
-
-
-@njit(cache=True)
-def order_px_nb(base, lim, stp, side, slippage_bps):
-    """The price an instruction is sized at: its limit, else its stop or ``base`` slipped."""
-    if not np.isnan(lim):
-        return lim
-    if not np.isnan(stp):
-        return fill_price_nb(stp, side, slippage_bps)
-    return fill_price_nb(base, side, slippage_bps)
 
 
 @njit(cache=True)
@@ -227,67 +234,46 @@ def risk_target_nb(
 
 
 @njit(cache=True)
-def _order_kind(lim, stp):
-    if np.isnan(stp):
-        return KIND_MARKET if np.isnan(lim) else KIND_LIMIT
-    return KIND_STOP if np.isnan(lim) else KIND_STOP_LIMIT
-
-
-@njit(cache=True)
-def _stop_touched(side, high, low, stp):
-    return high >= stp if side == 1 else low <= stp
-
-
-@njit(cache=True)
-def _resting_fill_nb(side, open_, high, low, lim, stp):
-    """(price, triggered, limit-protected) of a resting order in one bar, before slippage."""
-    if not np.isnan(stp):
-        if not _stop_touched(side, high, low, stp):
-            return 0.0, False, False
-        price = max(open_, stp) if side == 1 else min(open_, stp)
-        if np.isnan(lim):
-            return price, True, False
-        within = price <= lim if side == 1 else price >= lim
-        return price, within, True
-    if side == 1:
-        if open_ <= lim:
-            return open_, True, True
-        return lim, low <= lim, True
-    if open_ >= lim:
-        return open_, True, True
-    return lim, high >= lim, True
-
-
-@njit(cache=True)
-def _intended_side(tg, held):
-    """The side an unfilled instruction would have traded: toward its target's sign."""
-    if tg > 0.0 or (tg == 0.0 and held < 0.0):
-        return 1
-    return -1
+def _resting_log_nb(tg, held, lim, stp, trail, lowest, highest):
+    """(kind, price) a resting order is logged with when it ends unfilled: its limit or stop,
+    or a trailing order's stop at that moment."""
+    kind = order_kind_nb(lim, stp, trail)
+    if kind == KIND_TRAILING_ORDER:
+        return kind, trailing_level_nb(intended_side_nb(tg, held), lowest, highest, trail)
+    return kind, lim if np.isnan(stp) else stp
 
 
 @njit(cache=True)
 def _replace_pending_nb(
-    j, t, tg, lim, stp, held, pending, pending_bar, pending_limit, pending_stop, pending_session,
-    orders_i, orders_f, n_orders,
+    j, t, tg, lim, stp, trl, ref, held, pending, pending_bar, pending_limit, pending_stop,
+    pending_trail, pending_low, pending_high, pending_ref, pending_session, orders_i, orders_f,
+    n_orders,
 ):  # fmt: skip
-    """Make ``tg`` symbol ``j``'s instruction from bar ``t``; a resting order it replaces is
-    logged as cancelled. Returns the order count (-1: the log is full)."""
+    """Make ``tg`` symbol ``j``'s instruction from bar ``t`` (``ref``: the close it is given
+    at); a resting order it replaces is logged as cancelled. Returns the order count (-1: the
+    log is full)."""
+    old_trl = pending_trail[j]
     if (
         not np.isnan(pending[j])
         and pending_bar[j] < t
-        and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]))
+        and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]) and np.isnan(old_trl))
     ):
-        old_lim, old_stp = pending_limit[j], pending_stop[j]
+        kind, price = _resting_log_nb(
+            pending[j], held, pending_limit[j], pending_stop[j], old_trl, pending_low[j],
+            pending_high[j],
+        )  # fmt: skip
         n_orders = _log_unfilled_nb(
-            orders_i, orders_f, n_orders, pending_bar[j], t, j, _intended_side(pending[j], held),
-            ORDER_CANCELLED, _order_kind(old_lim, old_stp),
-            old_lim if np.isnan(old_stp) else old_stp,
+            orders_i, orders_f, n_orders, pending_bar[j], t, j, intended_side_nb(pending[j], held),
+            ORDER_CANCELLED, kind, price,
         )  # fmt: skip
     pending[j] = tg
     pending_bar[j] = t
     pending_limit[j] = lim
     pending_stop[j] = stp
+    pending_trail[j] = trl
+    pending_low[j] = ref  # a trailing order's watermarks start at the close it is given at
+    pending_high[j] = ref
+    pending_ref[j] = ref
     pending_session[j] = -1
     return n_orders
 
@@ -383,43 +369,6 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
     return n_trades
 
 
-@njit(cache=True)
-def _exit_price_nb(pos, open_, high, low, entry, best, sl, tp, trail, optimistic, first_bar):
-    """Which attached exit fills in this bar, and at what price (before slippage).
-
-    Returns ``(kind, price, ambiguous)``; kind 0 when none does.
-    """
-    d = 1.0 if pos > 0.0 else -1.0
-    stop = -np.inf
-    stop_kind = 0
-    if sl < np.inf:
-        stop = entry * (1.0 - d * sl) * d
-        stop_kind = KIND_STOP_LOSS
-    if trail < np.inf:
-        level = best * (1.0 - d * trail) * d
-        if level > stop:
-            stop = level
-            stop_kind = KIND_TRAILING_STOP
-    target = entry * (1.0 + d * tp) * d if tp < np.inf else np.inf
-    # in long terms (prices times d): a stop is hit below it, a target above it
-    o, lo, hi = open_ * d, (low if d > 0 else high) * d, (high if d > 0 else low) * d
-    if not first_bar and o <= stop:
-        return stop_kind, open_, False
-    if not first_bar and o >= target:
-        return KIND_TAKE_PROFIT, open_, False
-    hit_stop = stop_kind != 0 and lo <= stop
-    hit_target = target < np.inf and hi >= target
-    if hit_stop and hit_target:
-        if optimistic:
-            return KIND_TAKE_PROFIT, target * d, True
-        return stop_kind, stop * d, True
-    if hit_stop:
-        return stop_kind, stop * d, False
-    if hit_target:
-        return KIND_TAKE_PROFIT, target * d, False
-    return 0, 0.0, False
-
-
 @njit(cache=True, nogil=True)
 def simulate_nb(
     open_,
@@ -429,6 +378,7 @@ def simulate_nb(
     target,
     limit,
     stop,
+    trail,
     day_orders,
     day_id,
     sizing,
@@ -436,6 +386,7 @@ def simulate_nb(
     size_pct,
     size_on_signal,
     bp_buffer,
+    margin,
     rate,
     per_share,
     per_order,
@@ -456,6 +407,10 @@ def simulate_nb(
     stop_loss,
     take_profit,
     trailing_stop,
+    stop_loss_atr,
+    take_profit_atr,
+    trailing_stop_atr,
+    atr,
     optimistic,
     equity,
     cash_out,
@@ -484,6 +439,10 @@ def simulate_nb(
     pending_bar = np.zeros(m, dtype=np.int64)
     pending_limit = np.full(m, np.nan)
     pending_stop = np.full(m, np.nan)
+    pending_trail = np.full(m, np.nan)  # a trailing stop order's trail (fraction)
+    pending_low = np.zeros(m)  # its watermarks: lowest low and highest high since placed
+    pending_high = np.zeros(m)
+    pending_ref = np.zeros(m)  # the close an instruction was given at
     pending_session = np.full(m, -1, dtype=np.int64)  # a day order's session, once it rests
     pending_flatten = np.zeros(m, dtype=np.bool_)  # closing orders of the daily loss limit
     pending_want = np.zeros(m)  # shares sized at the signal (size_on_signal)
@@ -492,9 +451,11 @@ def simulate_nb(
     flows = np.zeros((m, 5))
     seen = np.zeros((m, 2))  # highest and lowest price while a trade is open
     entry_px = np.zeros(m)  # the price exits are measured from
+    entry_atr = np.zeros(m)  # the ATR at the entry's signal bar
     best = np.zeros(m)  # best price since entry (trailing stop), bars before this one
     entry_bar = np.zeros(m, dtype=np.int64)
-    has_exits = stop_loss < np.inf or take_profit < np.inf or trailing_stop < np.inf
+    has_exits = min(stop_loss, take_profit, trailing_stop, stop_loss_atr, take_profit_atr,
+                    trailing_stop_atr) < np.inf  # fmt: skip
     n_orders = 0
     n_trades = 0
     alloc = size_pct / m
@@ -526,15 +487,21 @@ def simulate_nb(
                         continue
                     lim = pending_limit[j]
                     stp = pending_stop[j]
+                    trl = pending_trail[j]
+                    lowest, highest = pending_low[j], pending_high[j]
+                    if not np.isnan(trl):  # the stop it is sized at: its target's side
+                        stp = trailing_level_nb(1 if tg > 0 else -1, lowest, highest, trl)
                     resting = not (np.isnan(lim) and np.isnan(stp))
                     if resting and day_orders and pass_side == -1:
                         if pending_session[j] == -1:
                             pending_session[j] = day_id[t]
                         elif day_id[t] != pending_session[j]:
+                            kind, price = _resting_log_nb(
+                                tg, pos[j], lim, stp, trl, lowest, highest
+                            )
                             n_orders = _log_unfilled_nb(
                                 orders_i, orders_f, n_orders, pending_bar[j], t, j,
-                                _intended_side(tg, pos[j]), ORDER_EXPIRED, _order_kind(lim, stp),
-                                lim if np.isnan(stp) else stp,
+                                intended_side_nb(tg, pos[j]), ORDER_EXPIRED, kind, price,
                             )  # fmt: skip
                             if n_orders < 0:
                                 return -1, n_trades
@@ -557,12 +524,14 @@ def simulate_nb(
                     base = open_[t, j]
                     protected = False  # a limit price: no slippage beyond it
                     if resting:
-                        kind = _order_kind(lim, stp)
-                        base, triggered, protected = _resting_fill_nb(
+                        if not np.isnan(trl):  # the stop of the side it trades
+                            stp = trailing_level_nb(side, lowest, highest, trl)
+                        kind = order_kind_nb(lim, stp, trl)
+                        base, triggered, protected = resting_fill_nb(
                             side, open_[t, j], high[t, j], low[t, j], lim, stp
                         )
                         if not triggered:
-                            if kind == KIND_STOP_LIMIT and _stop_touched(
+                            if kind == KIND_STOP_LIMIT and stop_touched_nb(
                                 side, high[t, j], low[t, j], stp
                             ):
                                 pending_stop[j] = np.nan  # triggered, now a plain limit order
@@ -585,21 +554,17 @@ def simulate_nb(
                         bps = slippage_bps + impact_bps_nb(qty, volume[t, j], impact)
                         px = fill_price_nb(base, side, bps)
                     if side == 1 and qty > 0.0:
+                        # cash, and with margin what may be borrowed against the equity
+                        spendable = cash + (margin - 1.0) * max(equity_open, 0.0)
                         fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
-                        if qty * px + fee > cash:
+                        if qty * px + fee > spendable:
                             qty = min(
                                 qty,
                                 affordable_qty_nb(
-                                    cash,
-                                    px,
-                                    rate,
-                                    per_share,
-                                    per_order,
-                                    minimum,
-                                    maximum,
+                                    spendable, px, rate, per_share, per_order, minimum, maximum,
                                     fractional,
                                 ),
-                            )
+                            )  # fmt: skip
                             reason = REASON_CASH
                     requested = abs(want - pos[j])
                     if n_orders == orders_i.shape[0]:  # partial fills outgrew the log
@@ -634,17 +599,25 @@ def simulate_nb(
                         flows, seen,
                     )  # fmt: skip
                     if pos[j] != 0.0 and (old == 0.0 or np.sign(old) != np.sign(pos[j])):
-                        entry_px[j] = open_[t, j]
-                        best[j] = open_[t, j]
+                        # exits are measured from the open, or from the close a live trader
+                        # sent the entry at
+                        entry_px[j] = pending_ref[j] if size_on_signal else open_[t, j]
+                        entry_atr[j] = _cell(atr, pending_bar[j], j)
+                        best[j] = entry_px[j]
                         entry_bar[j] = t
 
         if has_exits:
             for j in range(m):
                 if pos[j] == 0.0 or not np.isfinite(open_[t, j]):
                     continue
-                kind, level, ambiguous = _exit_price_nb(
-                    pos[j], open_[t, j], high[t, j], low[t, j], entry_px[j], best[j],
-                    stop_loss, take_profit, trailing_stop, optimistic, entry_bar[j] == t,
+                d = 1 if pos[j] > 0.0 else -1
+                stop_level, stop_kind, target_level = exit_levels_nb(
+                    d, entry_px[j], best[j], entry_atr[j], stop_loss, take_profit,
+                    trailing_stop, stop_loss_atr, take_profit_atr, trailing_stop_atr,
+                )  # fmt: skip
+                kind, level, ambiguous = exit_fill_nb(
+                    d, open_[t, j], high[t, j], low[t, j], stop_level, stop_kind, target_level,
+                    optimistic, size_on_signal or entry_bar[j] != t,
                 )  # fmt: skip
                 if kind == 0:
                     if pos[j] > 0.0:
@@ -683,6 +656,14 @@ def simulate_nb(
 
         value = cash
         for j in range(m):
+            if not np.isnan(pending_trail[j]) and not np.isnan(pending[j]):
+                # a resting trailing order follows this bar
+                if np.isnan(pending_low[j]):  # given before the symbol's first close
+                    pending_low[j] = low[t, j]
+                    pending_high[j] = high[t, j]
+                elif np.isfinite(high[t, j]):
+                    pending_low[j] = min(pending_low[j], low[t, j])
+                    pending_high[j] = max(pending_high[j], high[t, j])
             c = close[t, j]
             if np.isfinite(c):
                 last[j] = c
@@ -696,7 +677,8 @@ def simulate_nb(
         cash_out[t] = cash
         prev_equity = value
         flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
-        power = max(cash, 0.0)  # what the broker lets new orders spend (size_on_signal)
+        # what the broker lets new orders spend (size_on_signal)
+        power = max(cash + (margin - 1.0) * max(value, 0.0), 0.0)
         for j in range(m):
             tg = target[t, j]
             closing = flatten and pos[j] != 0.0
@@ -704,12 +686,19 @@ def simulate_nb(
                 tg = 0.0  # the daily loss limit closes everything at the next open
             elif np.isnan(tg):
                 continue
+            lim_j = np.nan if closing else _cell(limit, t, j)
+            stp_j = np.nan if closing else _cell(stop, t, j)
+            trl_j = np.nan if closing else _cell(trail, t, j)
+            if not np.isnan(trl_j):  # a trailing stop order has no other price
+                lim_j = np.nan
+                stp_j = np.nan
             if size_on_signal:
-                lim_j = np.nan if closing else limit[t, j]
-                stp_j = np.nan if closing else stop[t, j]
                 if sizing != SIZE_SHARES and np.isnan(last[j]):
                     continue  # no price known yet to size it at: like no instruction
-                px = order_px_nb(last[j], lim_j, stp_j, 1 if tg > 0 else -1, slippage_bps)
+                at = stp_j
+                if not np.isnan(trl_j):
+                    at = trailing_level_nb(1 if tg > 0 else -1, last[j], last[j], trl_j)
+                px = order_px_nb(last[j], lim_j, at, 1 if tg > 0 else -1, slippage_bps)
                 want = want_nb(sizing, tg, value, alloc, px, rate, per_share, fractional)
                 pending_want[j], power = afford_at_signal_nb(
                     want, pos[j], last[j] * (1.0 + bp_buffer), power, rate, per_share,
@@ -717,9 +706,9 @@ def simulate_nb(
                 )  # fmt: skip
                 pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE
             n_orders = _replace_pending_nb(
-                j, t, tg, np.nan if closing else limit[t, j], np.nan if closing else stop[t, j],
-                pos[j], pending, pending_bar, pending_limit, pending_stop, pending_session,
-                orders_i, orders_f, n_orders,
+                j, t, tg, lim_j, stp_j, trl_j, last[j], pos[j],
+                pending, pending_bar, pending_limit, pending_stop, pending_trail, pending_low,
+                pending_high, pending_ref, pending_session, orders_i, orders_f, n_orders,
             )  # fmt: skip
             if n_orders < 0:
                 return -1, n_trades

@@ -76,6 +76,8 @@ def fmt(value: float | int | None, kind: str) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "-∞"
     if kind == "pct":
+        if abs(value) >= 100:  # beyond 10,000 % (a leaky strategy's CAGR): no 20-digit numbers
+            return f"{value * 100:.3g}%"
         return f"{value:.2%}"
     if kind == "ratio":
         return f"{value:.2f}"
