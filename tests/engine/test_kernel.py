@@ -164,7 +164,8 @@ def test_kernel_matches_reference(case):
         assert got["kind"] == exp.kind
         assert got["requested_qty"] == exp.requested_qty
         assert got["qty"] == exp.qty
-        assert got["price"] == exp.price
+        # (a trailing order given before its symbol's first close has no stop yet: NaN)
+        assert got["price"] == exp.price or (math.isnan(got["price"]) and math.isnan(exp.price))
         assert got["fee"] == pytest.approx(exp.fee, rel=1e-12, abs=1e-12)
 
     trades = trades_frame(sim, bars.ts_ns, list(bars.symbols)).to_dicts()

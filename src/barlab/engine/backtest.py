@@ -14,8 +14,9 @@ import polars as pl
 
 from barlab.bars import Bars
 from barlab.engine.costs import Costs
-from barlab.engine.kernel import signals_to_target_nb, simulate_nb
+from barlab.engine.kernel import simulate_nb
 from barlab.engine.risk import RiskRules
+from barlab.engine.targets import signals_to_target_nb
 from barlab.errors import ConfigError, StrategyError
 from barlab.strategy import SIZE_TYPES, Signals, Strategy
 

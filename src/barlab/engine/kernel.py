@@ -13,7 +13,7 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
   live trader knows when it sends the order; the order then asks for those shares at the fill.
   Like a broker checking buying power at submit, the shares that add exposure must then fit in
   the cash at that close at the close plus ``bp_buffer`` (e.g. 0.03, Alpaca's), symbol by
-  symbol in column order (see :func:`afford_at_signal_nb`); sells free no cash until they fill.
+  symbol in column order (engine/sizing.py); sells free no cash until they fill.
 - An instruction from bar t's close is a market order filled at bar t+1's open (slippage applied);
   if the symbol has no bar then, it waits for the symbol's next bar. A newer instruction replaces
   a waiting one. The last bar's instructions are never filled.
@@ -75,52 +75,11 @@ from barlab.engine.orders import (
 from barlab.engine.risk import (
     REASON_CASH,
     REASON_DAILY_LOSS_LIMIT,
-    REASON_MAX_DRAWDOWN,
-    REASON_MAX_OPEN_POSITIONS,
     REASON_MAX_PARTICIPATION,
-    REASON_MAX_PORTFOLIO_VALUE,
-    REASON_MAX_POSITION_SIZE,
-    REASON_NO_SHORTING,
     REASON_NONE,
+    risk_target_nb,
 )
-
-SIZE_EQUAL = 0
-SIZE_WEIGHT = 1
-SIZE_NOTIONAL = 2
-SIZE_SHARES = 3
-
-
-@njit(cache=True, nogil=True)
-def signals_to_target_nb(entries, exits, short_entries, short_exits, out):
-    """Turn entry/exit booleans into targets (+1, -1, 0; NaN where nothing changes).
-
-    An entry and an opposite signal on the same bar cancel out; an exit acts only on a position
-    of its own direction.
-    """
-    n, m = entries.shape
-    for j in range(m):
-        state = 0
-        for t in range(n):
-            e = entries[t, j]
-            x = exits[t, j]
-            se = short_entries[t, j]
-            sx = short_exits[t, j]
-            new = signal_step_nb(state, e, x, se, sx)
-            out[t, j] = np.nan if new == state else float(new)
-            state = new
-
-
-@njit(cache=True)
-def signal_step_nb(state, entry, exit_, short_entry, short_exit):
-    """The side (+1, -1, 0) held after one row of entry/exit booleans, from ``state``: the rule
-    of :func:`signals_to_target_nb`, also stepped bar by bar by the live bridge."""
-    if entry and not exit_ and not short_entry:
-        return 1
-    if short_entry and not short_exit and not entry:
-        return -1
-    if (state == 1 and exit_ and not entry) or (state == -1 and short_exit and not short_entry):
-        return 0
-    return state
+from barlab.engine.sizing import SIZE_SHARES, afford_at_signal_nb, want_nb, whole_nb
 
 
 @njit(cache=True)
@@ -128,109 +87,6 @@ def _cell(a, t, j):
     """``a[t, j]``, a dimension of length 1 broadcast: arrays a run does not use (limit or
     stop prices, trails, the ATR) are passed as one NaN cell, keeping one compiled kernel."""
     return a[min(t, a.shape[0] - 1), min(j, a.shape[1] - 1)]
-
-
-@njit(cache=True)
-def _whole(qty, fractional):
-    if fractional:
-        return qty
-    return float(int(qty))
-
-
-@njit(cache=True)
-def want_nb(sizing, tg, equity, alloc, px, rate, per_share, fractional):
-    """Signed shares target ``tg`` asks for, sized on ``equity`` at price ``px`` (dollars)."""
-    if sizing == SIZE_SHARES:
-        return np.sign(tg) * _whole(abs(tg), fractional)
-    if sizing == SIZE_EQUAL:
-        value = abs(tg) * alloc * max(equity, 0.0)
-    elif sizing == SIZE_WEIGHT:
-        value = abs(tg) * max(equity, 0.0)
-    else:
-        value = abs(tg)
-    return np.sign(tg) * _whole(value / (px * (1.0 + rate) + per_share), fractional)
-
-
-@njit(cache=True)
-def _limit_increase(pos, new_pos, limit_qty):
-    """Clamp ``new_pos`` so that any exposure it adds beyond ``pos`` stays within ``limit_qty``."""
-    same_side = pos != 0.0 and np.sign(new_pos) == np.sign(pos)
-    cap = max(limit_qty, abs(pos)) if same_side else limit_qty
-    if abs(new_pos) > cap:
-        return np.sign(new_pos) * cap
-    return new_pos
-
-
-@njit(cache=True)
-def _increases(pos, new_pos):
-    return abs(new_pos) > 0.0 and (np.sign(new_pos) != np.sign(pos) or abs(new_pos) > abs(pos))
-
-
-@njit(cache=True)
-def afford_at_signal_nb(
-    want, pos, check_px, power, rate, per_share, per_order, minimum, maximum, fractional
-):  # fmt: skip
-    """A broker's buying-power check at submit, as ``size_on="signal"`` models it: the shares
-    of a move from ``pos`` to ``want`` that add exposure (beyond closing the position) cost
-    ``check_px`` each (the last close plus the broker's buffer, dollars) out of ``power``
-    (dollars); fewer are asked for when ``power`` does not cover them. Returns the new
-    ``want`` and the power left. Used by the kernel at each signal and by the live bridge
-    before each order it sends."""
-    side = 1.0 if want > pos else -1.0
-    closing = max(0.0, -pos) if side > 0 else max(0.0, pos)
-    adding = max(0.0, abs(want - pos) - closing)
-    if adding <= 0.0 or not check_px > 0.0:
-        return want, power
-    if adding * check_px > power:
-        most = affordable_qty_nb(
-            power, check_px, rate, per_share, per_order, minimum, maximum, fractional
-        )
-        if most < adding:
-            want -= side * (adding - most)
-            adding = most
-    return want, power - adding * check_px
-
-
-@njit(cache=True)
-def risk_target_nb(
-    j, want, pos, mark, px, reason, allow_short, position_cap, max_gross, max_open, halted,
-    stopped, fractional,
-):  # fmt: skip
-    """The position symbol ``j`` may move to when it asks for ``want`` shares at ``px``
-    (dollars), under the risk rules (engine/risk.py), and the reason code of the last rule that
-    limited it (``reason`` when none did). ``pos`` holds every symbol's shares and ``mark``
-    their prices. The one definition of the rules: the kernel applies it at each fill and the
-    live bridge before each order it sends."""
-    new_pos = want
-    if new_pos < 0.0 and not allow_short:
-        new_pos = 0.0
-        reason = REASON_NO_SHORTING
-    if abs(new_pos) * px > position_cap:
-        new_pos = _limit_increase(pos[j], new_pos, _whole(position_cap / px, fractional))
-        reason = REASON_MAX_POSITION_SIZE
-    if (halted or stopped) and _increases(pos[j], new_pos):
-        new_pos = pos[j] if np.sign(new_pos) == np.sign(pos[j]) else 0.0
-        reason = REASON_MAX_DRAWDOWN if stopped else REASON_DAILY_LOSS_LIMIT
-    m = pos.shape[0]
-    if pos[j] == 0.0 and new_pos != 0.0:
-        n_open = 0
-        for k in range(m):
-            if pos[k] != 0.0:
-                n_open += 1
-        if n_open >= max_open:
-            new_pos = 0.0
-            reason = REASON_MAX_OPEN_POSITIONS
-    if _increases(pos[j], new_pos) and max_gross < np.inf:
-        gross_other = 0.0
-        for k in range(m):
-            if k != j and pos[k] != 0.0:
-                gross_other += abs(pos[k]) * mark[k]
-        room = max(max_gross - gross_other, 0.0)
-        limited = _limit_increase(pos[j], new_pos, _whole(room / px, fractional))
-        if limited != new_pos:
-            new_pos = limited
-            reason = REASON_MAX_PORTFOLIO_VALUE
-    return new_pos, reason
 
 
 @njit(cache=True)
@@ -491,7 +347,7 @@ def simulate_nb(
                     lowest, highest = pending_low[j], pending_high[j]
                     if not np.isnan(trl):  # the stop it is sized at: its target's side
                         stp = trailing_level_nb(1 if tg > 0 else -1, lowest, highest, trl)
-                    resting = not (np.isnan(lim) and np.isnan(stp))
+                    resting = not (np.isnan(lim) and np.isnan(stp) and np.isnan(trl))
                     if resting and day_orders and pass_side == -1:
                         if pending_session[j] == -1:
                             pending_session[j] = day_id[t]
@@ -526,6 +382,8 @@ def simulate_nb(
                     if resting:
                         if not np.isnan(trl):  # the stop of the side it trades
                             stp = trailing_level_nb(side, lowest, highest, trl)
+                            if np.isnan(stp):
+                                continue  # no price seen since it was given: nothing to trail
                         kind = order_kind_nb(lim, stp, trl)
                         base, triggered, protected = resting_fill_nb(
                             side, open_[t, j], high[t, j], low[t, j], lim, stp
@@ -546,7 +404,7 @@ def simulate_nb(
                     qty = abs(new_pos - pos[j]) if np.sign(new_pos - pos[j]) == side else 0.0
                     partial = False
                     if qty > participation * volume[t, j]:
-                        qty = _whole(participation * volume[t, j], fractional)
+                        qty = whole_nb(participation * volume[t, j], fractional)
                         reason = REASON_MAX_PARTICIPATION
                         partial = True
                         pending[j] = tg  # the rest waits for the next bars

@@ -23,14 +23,16 @@ from typing import Any
 import numpy as np
 
 from barlab.engine.backtest import BacktestOptions, to_target
-from barlab.engine.kernel import (
-    afford_at_signal_nb,
-    order_px_nb,
+from barlab.engine.orders import order_px_nb
+from barlab.engine.risk import (
+    REASON_CASH,
+    REASON_DAILY_LOSS_LIMIT,
+    REASON_NAMES,
+    REASON_NONE,
     risk_target_nb,
-    signal_step_nb,
-    want_nb,
 )
-from barlab.engine.risk import REASON_CASH, REASON_DAILY_LOSS_LIMIT, REASON_NAMES, REASON_NONE
+from barlab.engine.sizing import afford_at_signal_nb, want_nb
+from barlab.engine.targets import signal_step_nb
 from barlab.errors import StrategyError
 from barlab.strategy import SIZE_TYPES, Signals
 
