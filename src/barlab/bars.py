@@ -80,7 +80,9 @@ class Bars:
         return self.source in SYNTHETIC_SOURCES
 
     def slice(self, start: int, stop: int) -> Bars:
-        """Rows ``start:stop`` as new Bars (copies, so the result is C-contiguous)."""
+        """Rows ``start:stop`` as new Bars. A row range of a C-contiguous array is itself
+        C-contiguous, so the prices are views of these bars' arrays, not copies: writing into
+        one writes into both (``ts_ns`` is copied)."""
         return Bars(
             ts_ns=self.ts_ns[start:stop].copy(),
             open=np.ascontiguousarray(self.open[start:stop]),
