@@ -47,6 +47,9 @@ class Bars:
     periods_per_year: float
     version: str = field(default="")
     """A content hash of the data (same bars, same version), recorded with every run."""
+    requested: tuple[str, str] = ("", "")
+    """The dates asked for (ISO ``start``, ``end``; the first and last bars may lie inside
+    them); the data version hashes them, so a run records them to reload the same data."""
 
     def __post_init__(self) -> None:
         n, m = len(self.ts_ns), len(self.symbols)
@@ -95,6 +98,7 @@ class Bars:
             source=self.source,
             periods_per_year=self.periods_per_year,
             version=self.version,
+            requested=self.requested,
         )
 
     def __repr__(self) -> str:

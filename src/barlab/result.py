@@ -112,6 +112,7 @@ class Result:
             "end": _iso(ts[-1]) if len(ts) else None,
             "n_bars": len(ts),
             "data_version": bars.version,
+            "requested": list(bars.requested),
             "options": options.to_dict(),
             "periods_per_year": bars.periods_per_year,
             "barlab_version": __version__,

@@ -124,6 +124,7 @@ def load_bars(
         source=source,
         periods_per_year=calendar.periods_per_year(timeframe),
         version=store.version(symbols=syms, **key),
+        requested=(start.isoformat(), end.isoformat()),
         **arrays,
     )
 

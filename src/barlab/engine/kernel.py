@@ -77,8 +77,8 @@ from barlab.engine.risk import (
     REASON_DAILY_LOSS_LIMIT,
     REASON_MAX_PARTICIPATION,
     REASON_NONE,
-    risk_target_nb,
 )
+from barlab.engine.risk_nb import risk_target_nb
 from barlab.engine.sizing import SIZE_SHARES, afford_at_signal_nb, want_nb, whole_nb
 
 

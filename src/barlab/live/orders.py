@@ -24,13 +24,8 @@ import numpy as np
 
 from barlab.engine.backtest import BacktestOptions, to_target
 from barlab.engine.orders import order_px_nb
-from barlab.engine.risk import (
-    REASON_CASH,
-    REASON_DAILY_LOSS_LIMIT,
-    REASON_NAMES,
-    REASON_NONE,
-    risk_target_nb,
-)
+from barlab.engine.risk import REASON_CASH, REASON_DAILY_LOSS_LIMIT, REASON_NAMES, REASON_NONE
+from barlab.engine.risk_nb import risk_target_nb
 from barlab.engine.sizing import afford_at_signal_nb, want_nb
 from barlab.engine.targets import signal_step_nb
 from barlab.errors import StrategyError
