@@ -19,8 +19,8 @@ def test_public_api_is_pinned():
         [
             "BacktestOptions", "BarlabError", "Bars", "ConfigError", "Costs", "DataError",
             "Metrics", "Result", "RiskRules", "Signals", "Strategy", "StrategyError",
-            "__version__", "backtest", "load_bars", "load_config", "load_run", "load_strategy",
-            "optimize", "sweep", "walk_forward",
+            "__version__", "backtest", "combine", "load_bars", "load_config", "load_run",
+            "load_strategy", "optimize", "sweep", "walk_forward",
         ]
     )  # fmt: skip
     for name in barlab.__all__:

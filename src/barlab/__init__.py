@@ -17,6 +17,7 @@ from barlab.errors import BarlabError, ConfigError, DataError, StrategyError
 
 if TYPE_CHECKING:
     from barlab.bars import Bars
+    from barlab.combined import combine
     from barlab.config import Config
     from barlab.engine.backtest import BacktestOptions, backtest
     from barlab.engine.costs import Costs
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 # after the CLI has had its say about where the kernel cache lives.
 _LAZY = {
     "Bars": "barlab.bars",
+    "combine": "barlab.combined",
     "BacktestOptions": "barlab.engine.backtest",
     "backtest": "barlab.engine.backtest",
     "Costs": "barlab.engine.costs",
@@ -78,6 +80,7 @@ __all__ = [
     "StrategyError",
     "__version__",
     "backtest",
+    "combine",
     "load_bars",
     "load_config",
     "load_run",

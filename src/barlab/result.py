@@ -2,7 +2,8 @@
 
 A saved run holds ``run.json`` (what was run: strategy, parameters and source hash, data source,
 range and version, options, resolved config, metrics), ``equity.parquet``, ``positions.parquet``,
-``trades.parquet``, ``benchmark_trades.parquet``, ``orders.parquet`` and ``report.html``.
+``trades.parquet``, ``benchmark_trades.parquet``, ``orders.parquet`` and ``report.html``; a
+combined run also ``attribution.parquet`` (P&L per bar and strategy).
 :func:`load_run` reads it back and recomputes the metrics from the saved arrays.
 """
 
@@ -31,6 +32,7 @@ from barlab.errors import DataError, RunNotFoundError
 from barlab.metrics import Metrics, compute_metrics
 
 if TYPE_CHECKING:
+    from barlab.attribution import Attribution
     from barlab.bars import Bars
     from barlab.engine.backtest import BacktestOptions, Simulation
     from barlab.strategy import Strategy
@@ -64,6 +66,8 @@ class Result:
     trades : DataFrame, one row per round trip (see :func:`trades_frame`)
     benchmark_equity, benchmark_trades : buy-and-hold of the same symbols, same costs
     metrics, benchmark_metrics : Metrics
+    attribution, attribution_pnl : DataFrames of a combined run (:func:`barlab.combine`):
+        per strategy, and per bar and strategy; None otherwise (see :mod:`barlab.attribution`)
     run_id : str, set once the run is saved
     config : dict, the resolved configuration saved with the run (no secrets)
     """
@@ -77,6 +81,7 @@ class Result:
     trades_source: pl.DataFrame | Lazy = field(repr=False)
     benchmark_source: tuple[np.ndarray, np.ndarray, pl.DataFrame] | Lazy = field(repr=False)
     close_source: np.ndarray | None = field(default=None, repr=False)
+    attribution_source: Attribution | Lazy | None = field(default=None, repr=False)
     run_id: str = ""
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -117,13 +122,23 @@ class Result:
             "periods_per_year": bars.periods_per_year,
             "barlab_version": __version__,
         }
+
+        def orders() -> pl.DataFrame:
+            return orders_frame(sim, ts, symbols)
+
+        attribution = None
+        if hasattr(strategy, "contributions"):  # several strategies on one account
+            from barlab.attribution import LazyAttribution
+
+            attribution = LazyAttribution(strategy, bars, sim.positions, orders)
         return cls(
             info=info,
             ts_ns=ts,
             equity=sim.equity,
             cash=sim.cash,
             positions=sim.positions,
-            orders_source=lambda: orders_frame(sim, ts, symbols),
+            orders_source=orders if attribution is None else attribution.orders,
+            attribution_source=attribution,
             trades_source=lambda: trades_frame(sim, ts, symbols),
             benchmark_source=bench,
             close_source=bars.close,
@@ -175,6 +190,24 @@ class Result:
             return 0, 0.0
         hit = self.trades.filter(pl.col("ambiguous"))
         return hit.height, float(hit["pnl"].sum())
+
+    @cached_property
+    def _attribution(self) -> Attribution | None:
+        return _force(self.attribution_source)
+
+    @property
+    def attribution(self) -> pl.DataFrame | None:
+        """A combined run's (:func:`barlab.combine`) P&L, fees, return, orders and
+        trades per strategy; None for a single strategy. See :mod:`barlab.attribution`."""
+        a = self._attribution
+        return None if a is None else a.summary(self.trades, self.info["options"]["cash"])
+
+    @property
+    def attribution_pnl(self) -> pl.DataFrame | None:
+        """A combined run's P&L and fees per bar and strategy (their sum over the strategies
+        is the change in equity); None for a single strategy."""
+        a = self._attribution
+        return None if a is None else a.per_bar(self.ts_ns)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -246,6 +279,7 @@ class Result:
             run_id=run_id,
             config=config or {},
             orders_source=self.orders,
+            attribution_source=self._attribution,
             trades_source=self.trades,
             benchmark_source=self._benchmark,
         )
@@ -259,6 +293,13 @@ class Result:
                 "metrics": saved.metrics.to_dict(),
                 "benchmark_metrics": saved.benchmark_metrics.to_dict(),
             }
+            if saved._attribution is not None:
+                doc["attribution"] = {
+                    "strategies": list(saved._attribution.names),
+                    "weights": list(saved._attribution.weights),
+                    "summary": saved.attribution.to_dicts(),
+                }
+                saved.attribution_pnl.write_parquet(tmp / "attribution.parquet")
             (tmp / "run.json").write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
             saved.equity_frame().write_parquet(tmp / "equity.parquet")
             pos = {"ts": pl.Series(self.ts_ns, dtype=pl.Int64).cast(_TS)}
@@ -296,6 +337,14 @@ def load_run(run_id: str, *, reports_dir: str | os.PathLike[str] | None = None) 
         trades = pl.read_parquet(path / "trades.parquet")
         bench_trades = pl.read_parquet(path / "benchmark_trades.parquet")
         orders = pl.read_parquet(path / "orders.parquet")
+        attribution = None
+        if "attribution" in doc:  # several strategies on one account
+            from barlab.attribution import Attribution
+
+            attribution = Attribution.from_frame(
+                pl.read_parquet(path / "attribution.parquet"), orders=orders,
+                names=doc["attribution"]["strategies"], weights=doc["attribution"]["weights"],
+            )  # fmt: skip
     except (OSError, ValueError, pl.exceptions.PolarsError) as e:
         raise DataError(f"saved run {path} is unreadable ({e}); run the backtest again") from e
     info = doc["info"]
@@ -314,6 +363,7 @@ def load_run(run_id: str, *, reports_dir: str | os.PathLike[str] | None = None) 
         orders_source=orders,
         trades_source=trades,
         benchmark_source=(bench, eq["benchmark_in_market"].to_numpy(), bench_trades),
+        attribution_source=attribution,
         run_id=doc["run_id"],
         config=doc.get("config", {}),
     )

@@ -25,6 +25,8 @@ examples:
   backtest run sma_crossover --from 2023-01-01
   backtest run sma_crossover --from 2023-01-01 --to 2023-06-30 --symbols AAPL,MSFT \\
       --param fast=20 --param slow=100 --timeframe 5m
+  backtest run sma_crossover+rsi_mean_reversion --from 2023-01-01 --combine sum \\
+      --param sma_crossover.fast=20 --param weights=0.5,0.5
   backtest list
   backtest config show
 
@@ -61,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    run.add_argument(
+        "strategy",
+        help="strategy name, e.g. sma_crossover (see `backtest list`); several joined by + "
+        "trade one account: sma_crossover+rsi_mean_reversion (see --combine)",
+    )
     run.add_argument(
         "--from",
         dest="start",
@@ -101,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="strategy parameter, repeatable: --param fast=20 --param slow=100",
+        help="strategy parameter, repeatable: --param fast=20 --param slow=100; for several "
+        "strategies --param sma_crossover.fast=20 and --param weights=0.5,0.5",
+    )
+    run.add_argument(
+        "--combine",
+        choices=["sum", "priority"],
+        help="how several strategies (a+b) share the account: sum of their weighted targets "
+        "(default) or priority (the first one holding a symbol controls it)",
     )
     run.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
     run.add_argument(
@@ -330,8 +343,7 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
     started = time.perf_counter()
     start = parse_date(args.start, "--from")
     end = parse_date(args.end, "--to") if args.end else None
-    strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
-    strategy = strategy_cls(**parse_params(args.param))
+    strategy = strategy_for(args, config)
     options = backtest_options(args, config)
     barlab.BacktestOptions.from_kwargs(**options)  # fail on bad options before loading data
     bars = load_bars_for(args, config, start, end)
@@ -352,6 +364,24 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
     else:
         print(summary(result, report))
     return 0
+
+
+def strategy_for(args: argparse.Namespace, config: Any) -> Any:
+    """The strategy of ``run``: one by name with ``--param NAME=VALUE``, or several joined by
+    + (``--combine``, ``--param <strategy>.NAME=VALUE``, ``--param weights=...``)."""
+    import barlab
+
+    extra = [Path(p) for p in config.strategy.paths]
+    if "+" in args.strategy:
+        from barlab.combined import load_combined
+
+        return load_combined(args.strategy, parse_params(args.param), how=args.combine, extra=extra)
+    if args.combine:
+        raise UsageError(
+            f"--combine {args.combine} runs several strategies joined by +, e.g. "
+            f"{args.strategy}+rsi_mean_reversion; drop it to run {args.strategy} alone"
+        )
+    return barlab.load_strategy(args.strategy, extra)(**parse_params(args.param))
 
 
 def load_bars_for(args: argparse.Namespace, config: Any, start: Any, end: Any) -> Any:
@@ -392,6 +422,9 @@ def run_json(result: Any, report: Path | None) -> dict[str, Any]:
         "n_trades": result.metrics.n_trades,
         "metrics": _finite(result.metrics.to_dict()),
         "benchmark_metrics": _finite(result.benchmark_metrics.to_dict()),
+        "attribution": None
+        if result.attribution is None
+        else [_finite(row) for row in result.attribution.to_dicts()],
         "report": str(report) if report else None,
     }
 
@@ -428,6 +461,9 @@ def summary(result: Any, report: Path | None) -> str:
             f"{n_ambiguous:,} trade(s) exited on a bar that reached both the stop and the target:",
             f"the {policy} fill policy decided them (their P&L: {fmt(ambiguous_pnl, 'money')})",
         ]
+    from barlab.report.attribution import summary_lines
+
+    lines += summary_lines(result)  # several strategies: each one's share
     lines += ["", f"run id: {result.run_id}"]
     if report:
         lines.append(f"report: {report}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from barlab.report import charts, decisions, returns
+from barlab.report import attribution, charts, decisions, returns
 from barlab.report.charts import MAX_POINTS, NY
 from barlab.report.decisions import MAX_TRADES
 from barlab.report.labels import METRIC_GROUPS, format_metric, label
@@ -99,6 +99,7 @@ def render(result: Result, *, bars: Bars | None = None) -> str:
         [
             header(result),
             metrics_table({"Strategy": mine, "Buy and hold": theirs}),
+            attribution.section(result),
             '<section id="charts"><h2>Charts</h2>',
             *(chart_html(c) for c in figs),
             left_out,
