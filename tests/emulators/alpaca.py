@@ -11,17 +11,14 @@ import base64
 import datetime as dt
 import functools
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import polars as pl
 
 from barlab.data import calendar
-from barlab.data.schema import normalize, resample
-from tests.emulators.base import App, Reply, Request, vendor_bars
+from tests.emulators.base import App, Budgets, Reply, Request, market
 
 KEY_ID = "PKTEST0123456789ABCD"
 SECRET_KEY = "sEcReT/alpaca+0123456789abcdefghijKLMNOP"
@@ -74,9 +71,7 @@ def alpaca_app(
     """
     accepted = dict(keys) if keys is not None else {KEY_ID: SECRET_KEY}
     throttled = frozenset(throttle)
-    lock = threading.Lock()
-    recent: dict[str, deque[float]] = {}
-    counter = [0]
+    budgets = Budgets(clock)
 
     def app(request: Request) -> Reply:
         single = _SINGLE.match(request.path)
@@ -85,15 +80,14 @@ def alpaca_app(
         key_id = request.headers.get("apca-api-key-id", "")
         if not key_id or accepted.get(key_id) != request.headers.get("apca-api-secret-key"):
             return FORBIDDEN
-        with lock:
-            counter[0] += 1
-            window = recent.setdefault(key_id, deque())
-            t = clock()
-            while window and t - window[0] >= 60.0:
-                window.popleft()
-            if counter[0] in throttled or len(window) >= per_minute:
-                return RATE_LIMITED
-            window.append(t)
+        refused = budgets.check(
+            key_id,
+            per_minute=per_minute,
+            scripted=lambda n: RATE_LIMITED if n in throttled else None,
+            refused=lambda: RATE_LIMITED,
+        )
+        if refused is not None:
+            return refused
         query = dict(request.query)
         if single:
             query["symbols"] = single.group(1)
@@ -205,31 +199,6 @@ def _json_bars(
     bars = _market_json(symbol, first, last, timeframe, bad_days)
     ts = bars["ts"].dt.epoch("ns")
     return tuple(bars.filter((ts >= lo_ns) & (ts <= hi_ns)).drop("ts").to_dicts())
-
-
-def market(
-    symbol: str,
-    first: dt.date,
-    last: dt.date,
-    timeframe: str = "1m",
-    bad_days: frozenset[dt.date] = frozenset(),
-) -> pl.DataFrame:
-    """The bars Alpaca has for New York dates ``first``..``last`` (columns of
-    :func:`~tests.emulators.base.vendor_bars`, aggregated to ``timeframe``).
-
-    Made one day at a time, so that a day's bars do not depend on the range asked for (a
-    vendor's do not; ``vendor_bars`` over a range varies its extended-hours prices with it).
-    """
-    lo, hi = calendar.supported_range()
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    frames = [_day(symbol, d, d in bad_days) for d in days if lo <= d <= hi]
-    minutes = pl.concat(frames) if frames else _day(symbol, lo, False).clear()
-    return resample(normalize(minutes), timeframe)
-
-
-@functools.lru_cache(maxsize=4096)
-def _day(symbol: str, day: dt.date, bad: bool) -> pl.DataFrame:
-    return vendor_bars(symbol, day, day, bad_days=frozenset({day} if bad else ()))
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,5 +1,6 @@
-"""The machinery the vendor emulators share: a real HTTP server on 127.0.0.1 and a market of
-bars that looks like a vendor's (extended hours, missing minutes, the odd bad bar).
+"""The machinery the vendor emulators share: a real HTTP server on 127.0.0.1, per-key rate
+budgets, and a market of bars that looks like a vendor's (extended hours, missing minutes, the
+odd bad bar).
 
 Each emulator (polygon.py, alpaca.py, finnhub.py) is an ``app(request) -> Reply`` function
 speaking its vendor's formats from ../shared/api/market-data.md.
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +23,9 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import polars as pl
 
+from barlab.data import calendar
 from barlab.data.providers import demo
+from barlab.data.schema import normalize, resample
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,46 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class Budgets:
+    """Per-key sliding-minute (and optionally one-second) request budgets on ``clock``, as the
+    vendors keep them; thread-safe. ``counted`` numbers the requests checked (1, 2, ...), so
+    that an emulator can script failures by number."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.counted = 0
+        self._windows: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(
+        self,
+        key: str,
+        *,
+        per_minute: float | None,
+        per_second: float | None = None,
+        scripted: Callable[[int], Reply | None] = lambda n: None,
+        refused: Callable[[], Reply],
+    ) -> Reply | None:
+        """None when ``key`` may make this request (then it counts against the budgets);
+        otherwise ``scripted(counted)`` when that is a reply, or ``refused()`` when ``key``
+        made ``per_minute`` requests in the last 60 s or ``per_second`` in the last 1 s.
+        A ``per_minute`` of None is no budget at all."""
+        with self._lock:
+            self.counted += 1
+            reply = scripted(self.counted)
+            if reply is not None or per_minute is None:
+                return reply
+            now = self.clock()
+            window = self._windows.setdefault(key, deque())
+            while window and now - window[0] >= 60.0:
+                window.popleft()
+            last_second = sum(1 for t in window if now - t < 1.0)
+            if len(window) >= per_minute or (per_second is not None and last_second >= per_second):
+                return refused()
+            window.append(now)
+            return None
 
 
 NS_MIN = 60 * 10**9
@@ -175,3 +220,28 @@ def parse_day(text: str) -> dt.date:
     if text.isdigit():
         return dt.datetime.fromtimestamp(int(text) / 1000, tz=dt.UTC).date()
     return dt.date.fromisoformat(text)
+
+
+def market(
+    symbol: str,
+    first: dt.date,
+    last: dt.date,
+    timeframe: str = "1m",
+    bad_days: frozenset[dt.date] = frozenset(),
+) -> pl.DataFrame:
+    """The bars a vendor has for New York dates ``first``..``last`` (columns of
+    :func:`vendor_bars`, aggregated to ``timeframe``).
+
+    Made one day at a time, so that a day's bars do not depend on the range asked for (a
+    vendor's do not; ``vendor_bars`` over a range varies its extended-hours prices with it).
+    """
+    lo, hi = calendar.supported_range()
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    frames = [_day(symbol, d, d in bad_days) for d in days if lo <= d <= hi]
+    minutes = pl.concat(frames) if frames else _day(symbol, lo, False).clear()
+    return resample(normalize(minutes), timeframe)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(symbol: str, day: dt.date, bad: bool) -> pl.DataFrame:
+    return vendor_bars(symbol, day, day, bad_days=frozenset({day} if bad else ()))

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import polars as pl
 
 from barlab.data import calendar
-from barlab.data.schema import normalize, resample
-from tests.emulators.base import App, Reply, Request, vendor_bars
+from tests.emulators.base import App, Budgets, Reply, Request, market
 
 PREMIUM_KEY = "cfinnhubpremium0123456789ab"
 FREE_KEY = "cfinnhubfree000000000000000"
@@ -64,9 +61,7 @@ def finnhub_app(
     """
     accepted = dict(keys) if keys is not None else {PREMIUM_KEY: True, FREE_KEY: False}
     throttled = frozenset(throttle)
-    lock = threading.Lock()
-    recent: dict[str, deque[float]] = {}
-    counter = [0]
+    budgets = Budgets(clock)
 
     def app(request: Request) -> Reply:
         if request.path != PATH:
@@ -76,16 +71,15 @@ def finnhub_app(
             return NO_TOKEN  # Finnhub's odd answer to a missing token: 429, not 401
         if key not in accepted:
             return INVALID_KEY
-        with lock:
-            counter[0] += 1
-            window = recent.setdefault(key, deque())
-            t = clock()
-            while window and t - window[0] >= 60.0:
-                window.popleft()
-            last_second = sum(1 for s in window if t - s < 1.0)
-            if counter[0] in throttled or len(window) >= per_minute or last_second >= per_second:
-                return RATE_LIMITED
-            window.append(t)
+        refused = budgets.check(
+            key,
+            per_minute=per_minute,
+            per_second=per_second,
+            scripted=lambda n: RATE_LIMITED if n in throttled else None,
+            refused=lambda: RATE_LIMITED,
+        )
+        if refused is not None:
+            return refused
         if not accepted[key]:
             return NO_ACCESS
         query = _parse(request.query)
@@ -138,31 +132,6 @@ def _candles(
         return {"s": "no_data"}
     out: dict[str, Any] = {k: bars[k].to_list() for k in ("c", "h", "l", "o")}
     return {**out, "s": "ok", "t": bars["t"].to_list(), "v": bars["v"].to_list()}
-
-
-def market(
-    symbol: str,
-    first: dt.date,
-    last: dt.date,
-    timeframe: str = "1m",
-    bad_days: frozenset[dt.date] = frozenset(),
-) -> pl.DataFrame:
-    """The bars Finnhub has for New York dates ``first``..``last`` (columns of
-    :func:`~tests.emulators.base.vendor_bars`, aggregated to ``timeframe``).
-
-    Made one day at a time, so that a day's bars do not depend on the range asked for (a
-    vendor's do not; ``vendor_bars`` over a range varies its extended-hours prices with it).
-    """
-    lo, hi = calendar.supported_range()
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    frames = [_day(symbol, d, d in bad_days) for d in days if lo <= d <= hi]
-    minutes = pl.concat(frames) if frames else _day(symbol, lo, False).clear()
-    return resample(normalize(minutes), timeframe)
-
-
-@functools.lru_cache(maxsize=4096)
-def _day(symbol: str, day: dt.date, bad: bool) -> pl.DataFrame:
-    return vendor_bars(symbol, day, day, bad_days=frozenset({day} if bad else ()))
 
 
 @functools.lru_cache(maxsize=32)

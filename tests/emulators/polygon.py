@@ -14,10 +14,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -29,7 +27,7 @@ import polars as pl
 
 from barlab.data import calendar
 from barlab.data.calendar import day_start_ns
-from tests.emulators.base import Reply, Request, vendor_bars
+from tests.emulators.base import Budgets, Reply, Request, vendor_bars
 
 TEST_KEYS: Mapping[str, str] = MappingProxyType({"test-key": "paid"})
 """API key -> plan (``"free"`` or ``"paid"``)."""
@@ -159,10 +157,15 @@ class PolygonApp:
     status: str
     bad_days: frozenset[dt.date]
     clock: Callable[[], float]
-    authenticated: int = 0
-    """Requests with a known key so far (the scripted bursts count these)."""
-    _windows: dict[str, deque[float]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _budgets: Budgets = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._budgets = Budgets(self.clock)
+
+    @property
+    def authenticated(self) -> int:
+        """Requests with a known key so far (the scripted bursts count these)."""
+        return self._budgets.counted
 
     def __call__(self, request: Request) -> Reply:
         key = request.query.get("apiKey") or _bearer(request.headers.get("authorization", ""))
@@ -189,23 +192,20 @@ class PolygonApp:
 
     def _throttle(self, key: str, plan: str) -> Reply | None:
         """The scripted bursts, then the per-key sliding-minute budget."""
-        with self._lock:
-            self.authenticated += 1
-            if self.authenticated <= self.burst_429:
+
+        def scripted(n: int) -> Reply | None:
+            if n <= self.burst_429:
                 return _error(429, "ERROR", error=RATE_LIMITED)
-            if self.authenticated <= self.burst_429 + self.burst_500:
+            if n <= self.burst_429 + self.burst_500:
                 return _error(500, "ERROR", error="Internal server error")
-            budget = self.requests_per_minute.get(plan)
-            if budget is None:
-                return None
-            now = self.clock()
-            window = self._windows.setdefault(key, deque())
-            while window and now - window[0] >= 60.0:
-                window.popleft()
-            if len(window) >= budget:
-                return _error(429, "ERROR", error=RATE_LIMITED)
-            window.append(now)
             return None
+
+        return self._budgets.check(
+            key,
+            per_minute=self.requests_per_minute.get(plan),
+            scripted=scripted,
+            refused=lambda: _error(429, "ERROR", error=RATE_LIMITED),
+        )
 
     def _free_covers(self, lo_ns: int, hi_ns: int) -> bool:
         """The free plan: about 2 years back, nothing from today on."""

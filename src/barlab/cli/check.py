@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import add_data_flags, add_output_flags, add_strategy_args
 from barlab.errors import BarlabError, UsageError
 
 DEFAULT_DAYS = 91
@@ -50,32 +51,16 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         epilog=CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ck.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
-    ck.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="strategy parameter, repeatable: --param fast=20 --param slow=100",
+    add_strategy_args(
+        ck, param_help="strategy parameter, repeatable: --param fast=20 --param slow=100"
     )
-    ck.add_argument(
-        "--from",
-        dest="start",
-        metavar="DATE",
-        help=f"first day, YYYY-MM-DD (default: {DEFAULT_DAYS} days before --to, about three "
-        "months of bars)",
+    add_data_flags(
+        ck,
+        required=False,
+        start_help=f"first day, YYYY-MM-DD (default: {DEFAULT_DAYS} days before --to, about "
+        "three months of bars)",
+        end_help="last day, YYYY-MM-DD (default: yesterday)",
     )
-    ck.add_argument(
-        "--to", dest="end", metavar="DATE", help="last day, YYYY-MM-DD (default: yesterday)"
-    )
-    ck.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
-    ck.add_argument("--timeframe", choices=["1m", "5m", "15m", "1h", "1d"], help="bar size")
-    ck.add_argument(
-        "--source",
-        choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
-        help="where bars come from (default: [data] source)",
-    )
-    ck.add_argument("--session", choices=["rth", "all"], help="regular hours only, or all")
     ck.add_argument(
         "--samples",
         type=int,
@@ -86,8 +71,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     ck.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of the random cuts (default 0)"
     )
-    ck.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ck.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    add_output_flags(ck)
     ck.set_defaults(func=cmd_check)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import SOURCES, TIMEFRAMES, add_command, add_range_flags
 from barlab.errors import BarlabError, DataError, UsageError
 
 DATA_EPILOG = """\
@@ -32,8 +33,11 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     actions = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=parser_class)
     actions.required = True
 
-    dl = actions.add_parser(
+    dl = add_command(
+        actions,
         "download",
+        cmd_download,
+        hidden_debug=False,
         help="fetch what the cache lacks",
         description="Fetch the (symbol, month) ranges the cache lacks; finished months are "
         "never fetched again, so an interrupted download resumes where it stopped.",
@@ -47,52 +51,43 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="a file of tickers, one per line (# comments allowed)",
     )
-    dl.add_argument("--from", dest="start", required=True, metavar="DATE", help="YYYY-MM-DD")
-    dl.add_argument("--to", dest="end", metavar="DATE", help="YYYY-MM-DD (default: yesterday)")
-    dl.add_argument(
-        "--timeframe",
-        default="1m",
-        choices=["1m", "5m", "15m", "1h", "1d"],
-        help="bar size (default 1m)",
-    )
+    add_range_flags(dl)
+    dl.add_argument("--timeframe", default="1m", choices=TIMEFRAMES, help="bar size (default 1m)")
     dl.add_argument(
         "--source",
-        choices=["auto", "demo", "polygon", "alpaca", "finnhub"],
+        choices=[s for s in SOURCES if s != "import"],  # imported bars are not downloaded
         help="where from (default: [data] source; with [data] fallback, each failing "
         "symbol tries the next source)",
     )
     dl.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     dl.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
-    dl.set_defaults(func=cmd_download)
 
-    st = actions.add_parser(
+    add_command(
+        actions,
         "status",
+        cmd_status,
         help="what the cache holds",
         description="Per source, timeframe and symbol: range, bars, "
         "quarantined bars, missing months, last fetch, size on disk.",
     )
-    st.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    st.set_defaults(func=cmd_status)
-
-    ve = actions.add_parser(
+    add_command(
+        actions,
         "verify",
+        cmd_verify,
         help="re-read every cached file and check it",
         description="Re-read every partition; check schema, invariants "
         "and recorded hashes; name the bad ones (exit 1 if any).",
     )
-    ve.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    ve.set_defaults(func=cmd_verify)
-
-    im = actions.add_parser(
+    im = add_command(
+        actions,
         "import",
+        cmd_import,
         help="cache your own CSV/Parquet bars as source 'import'",
         description="Import OHLCV bars from a CSV or Parquet file.",
     )
     im.add_argument("file", type=Path)
     im.add_argument("--symbol", required=True, help="the ticker these bars are, e.g. GOOG")
-    im.add_argument("--timeframe", required=True, choices=["1m", "5m", "15m", "1h", "1d"])
-    im.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    im.set_defaults(func=cmd_import)
+    im.add_argument("--timeframe", required=True, choices=TIMEFRAMES)
 
 
 def _symbols(args: argparse.Namespace) -> list[str]:

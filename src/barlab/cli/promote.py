@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import add_output_flags, add_strategy_args
+
 PROMOTE_EPILOG = """\
 examples:
   backtest run sma_crossover --from 2024-01-02 --to 2024-06-28 --quiet
@@ -41,7 +43,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         epilog=PROMOTE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pr.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    add_strategy_args(pr)
     pr.add_argument("--run", required=True, metavar="RUN_ID", help="a saved backtest run id")
     pr.add_argument(
         "--walkforward",
@@ -53,8 +55,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         metavar="RUN_ID",
         help="the replay run whose parity.json to weigh (default: latest fit)",
     )
-    pr.add_argument("--json", action="store_true", help="print the record as one JSON object")
-    pr.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    add_output_flags(pr, json_help="print the record as one JSON object")
     pr.set_defaults(func=cmd_promote)
 
 

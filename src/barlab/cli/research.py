@@ -11,6 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import (
+    add_cost_flags,
+    add_data_flags,
+    add_output_flags,
+    add_strategy_args,
+)
 from barlab.cli.sweep import add_dask_arguments, dask_session_for, parse_grid, workers_of
 from barlab.errors import UsageError
 
@@ -79,34 +85,17 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
 
 def _shared(p: argparse.ArgumentParser, param_help: str) -> None:
     """The flags both commands take, named as in `backtest sweep`."""
-    p.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUES", help=param_help)
+    add_strategy_args(p, param_help=param_help, metavar="NAME=VALUES")
     p.add_argument("--where", metavar="EXPR", help='constraint, e.g. "fast < slow"')
     p.add_argument(
         "--objective", default="sharpe", help="maximised: sharpe (default), sortino, calmar, "
         "total_return, cagr, omega, profit_factor, final_equity",
     )  # fmt: skip
-    p.add_argument("--from", dest="start", required=True, metavar="DATE", help="YYYY-MM-DD")
-    p.add_argument("--to", dest="end", metavar="DATE", help="YYYY-MM-DD (default: yesterday)")
-    p.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
-    p.add_argument("--timeframe", choices=["1m", "5m", "15m", "1h", "1d"], help="bar size")
-    p.add_argument(
-        "--source",
-        choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
-        help="where bars come from (default: [data] source)",
-    )
-    p.add_argument("--session", choices=["rth", "all"], help="regular hours only, or all")
-    p.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
-    p.add_argument("--commission", type=float, metavar="FRACTION", help="of notional per fill")
-    p.add_argument("--slippage-bps", type=float, metavar="BPS", help="slippage per fill")
-    p.add_argument("--fractional", action="store_true", default=None, help="fractional shares")
-    for flag in ("--stop-loss", "--take-profit", "--trailing-stop"):
-        p.add_argument(flag, type=float, metavar="FRACTION", help="exit attached to every entry")
-    p.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
+    add_data_flags(p)
+    add_cost_flags(p)
     p.add_argument("--jobs", type=int, metavar="N", help="workers (default: all CPUs)")
     add_dask_arguments(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    add_output_flags(p)
 
 
 def parse_bounds(items: list[str], params: list[str], label: str) -> dict[str, Any]:

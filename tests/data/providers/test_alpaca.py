@@ -1,60 +1,32 @@
-"""The Alpaca provider end to end against the Alpaca emulator over HTTP on 127.0.0.1; and the
-emulator's own fidelity to the documented API."""
+"""The Alpaca provider end to end against the Alpaca emulator over HTTP on 127.0.0.1 (what
+every vendor does alike is in test_vendors.py); and the emulator's own fidelity to the
+documented API."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import logging
 import math
-from collections.abc import Callable, Iterator
 
-import polars as pl
 import pytest
 import requests
 from polars.testing import assert_frame_equal
 
 from barlab.config import AlpacaConfig, Config
-from barlab.data.calendar import NEW_YORK
 from barlab.data.providers import alpaca
-from barlab.data.providers.alpaca import AlpacaProvider
-from barlab.data.schema import SCHEMA, normalize
-from barlab.errors import AuthError, DataError, RateLimitError
-from tests.emulators.alpaca import KEY_ID, SECRET_KEY, alpaca_app, market
+from barlab.data.schema import SCHEMA
+from barlab.errors import AuthError, RateLimitError
+from tests.data.providers.vendors import ALPACA, MONDAY, WEDNESDAY, Vendor
+from tests.emulators.alpaca import KEY_ID, SECRET_KEY
 from tests.emulators.base import Emulator, Reply
 
-# The columns Alpaca sends (the schema may grow columns barlab derives itself).
-VENDOR_COLUMNS = ["ts", "open", "high", "low", "close", "volume", "vwap", "n_trades"]
-MONDAY, WEDNESDAY = dt.date(2024, 3, 4), dt.date(2024, 3, 6)
+VENDOR_COLUMNS = ALPACA.columns
+provider, expected = ALPACA.provider, ALPACA.expected
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    with Emulator(alpaca_app()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def serve(server: Emulator) -> Callable[..., Emulator]:
-    """Point the module's emulator at ``alpaca_app(**options)`` (or at ``app``) with an empty
-    request log: one server per module, since stopping one takes up to half a second."""
-
-    def start(app: Callable[..., Reply] | None = None, **options: object) -> Emulator:
-        server.app = app or alpaca_app(**options)
-        server.requests.clear()
-        return server
-
-    return start
-
-
-def provider(emulator: Emulator, **options: object) -> AlpacaProvider:
-    kwargs: dict = {"key_id": KEY_ID, "secret_key": SECRET_KEY, "base_url": emulator.url}
-    kwargs |= {"requests_per_minute": 60_000, "backoff_base_s": 0.01} | options
-    return AlpacaProvider(**kwargs)
-
-
-def expected(symbol: str, first: dt.date, last: dt.date, timeframe: str = "1m") -> pl.DataFrame:
-    return normalize(market(symbol, first, last, timeframe)).select(VENDOR_COLUMNS)
+def vendor() -> Vendor:
+    return ALPACA
 
 
 def test_months_of_minute_bars_are_the_emulators(serve):
@@ -90,32 +62,6 @@ def test_pages_follow_next_page_token_to_the_last(serve):
     assert tokens[0] is None and len(set(tokens[1:])) == len(tokens) - 1
 
 
-@pytest.mark.parametrize("timeframe", ["5m", "15m", "1h", "1d"])
-def test_coarser_bars_are_alpacas_aggregates(serve, timeframe):
-    emulator = serve()
-    got = provider(emulator).fetch("SPY", MONDAY, dt.date(2024, 3, 15), timeframe=timeframe)
-
-    assert_frame_equal(
-        got.select(VENDOR_COLUMNS), expected("SPY", MONDAY, dt.date(2024, 3, 15), timeframe)
-    )
-    if timeframe == "1d":
-        assert got.height == 10
-        assert set(got["ts"].dt.convert_time_zone(str(NEW_YORK)).dt.hour()) == {0}
-
-
-@pytest.mark.parametrize(
-    ("symbol", "first", "last"),
-    [("AAPL", dt.date(2024, 3, 9), dt.date(2024, 3, 10)), ("NOPE", MONDAY, WEDNESDAY)],
-    ids=["weekend", "unknown-symbol"],
-)
-def test_no_bars_is_an_empty_frame(serve, symbol, first, last):
-    emulator = serve()
-    got = provider(emulator).fetch(symbol, first, last)
-
-    assert got.height == 0 and got.schema == SCHEMA
-    assert len(emulator.requests) == 1
-
-
 @pytest.mark.parametrize("bars", [None, [], "one"], ids=["null", "empty-list", "list"])
 def test_bars_as_a_list_or_null_are_read(serve, bars):
     bar = {"t": "2024-03-04T14:30:00Z", "o": 1, "h": 2.5, "l": 0.5, "c": 2, "v": 7, "n": 3}
@@ -133,19 +79,6 @@ def test_bars_as_a_list_or_null_are_read(serve, bars):
         assert got.height == 0
 
 
-def test_wrong_keys_are_an_auth_error_naming_both_variables(serve):
-    emulator = serve()
-    p = AlpacaProvider(key_id=KEY_ID, secret_key="not-the-secret", base_url=emulator.url)
-    with pytest.raises(AuthError) as raised:
-        p.fetch("AAPL", MONDAY, MONDAY)
-
-    message = str(raised.value)
-    assert "forbidden." in message and "403" in message
-    assert "APCA_API_KEY_ID" in message and "APCA_API_SECRET_KEY" in message
-    assert "not-the-secret" not in message
-    assert len(emulator.requests) == 1  # not retried
-
-
 def test_recent_sip_on_a_free_plan_says_to_use_iex(serve):
     now = dt.datetime(2024, 3, 15, 15, 0, tzinfo=dt.UTC)
     emulator = serve(now=now)
@@ -160,15 +93,6 @@ def test_recent_sip_on_a_free_plan_says_to_use_iex(serve):
     assert older.height > 0 and iex.height > 0
 
 
-def test_a_429_burst_is_retried_then_succeeds(serve):
-    emulator = serve(throttle=range(1, 4))
-    p = provider(emulator)
-    got = p.fetch("AAPL", MONDAY, MONDAY)
-
-    assert_frame_equal(got.select(VENDOR_COLUMNS), expected("AAPL", MONDAY, MONDAY))
-    assert (p.stats.requests, p.stats.retries, p.stats.rate_limited) == (4, 3, 3)
-
-
 def test_a_429_that_persists_is_a_rate_limit_error(serve):
     emulator = serve(per_minute=2)
     with pytest.raises(RateLimitError) as raised:
@@ -176,36 +100,6 @@ def test_a_429_that_persists_is_a_rate_limit_error(serve):
 
     assert "rate limit exceeded" in str(raised.value) and "429" in str(raised.value)
     assert len(emulator.requests) == 2 + 3  # two pages, then the third page tried 3 times
-
-
-def test_keys_never_reach_logs_errors_or_urls(serve, caplog):
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="urllib3")
-    wrong = "WRONG-secret-key-0123456789"
-    scenarios = [  # emulator options, provider options, what it raises
-        ({}, {}, None),
-        ({}, {"secret_key": wrong}, AuthError),  # 403 forbidden
-        ({"throttle": range(1, 10)}, {"max_retries": 1}, RateLimitError),
-        ({"now": dt.datetime(2024, 3, 4, 15, tzinfo=dt.UTC)}, {"feed": "sip"}, AuthError),
-    ]
-    texts, queries = [], []
-    for options, provider_options, error in scenarios:
-        emulator = serve(**options)
-        p = provider(emulator, **provider_options)
-        texts.append(repr(p))
-        if error is None:
-            p.fetch("AAPL", MONDAY, MONDAY)
-        else:
-            with pytest.raises(error) as raised:
-                p.fetch("AAPL", MONDAY, MONDAY)
-            texts += [str(raised.value), repr(raised.value), str(raised.value.__cause__)]
-        queries += [str(r.query) for r in emulator.requests]
-    texts.append(caplog.text)
-
-    assert "Starting new HTTP connection" in caplog.text  # urllib3's DEBUG lines were captured
-    assert "alpaca GET http://127.0.0.1" in caplog.text  # and barlab's INFO line
-    for secret in (KEY_ID, SECRET_KEY, wrong):
-        assert not any(secret in text for text in texts + queries)
 
 
 def test_connect_reads_the_keys_from_env_or_dotenv(serve, monkeypatch, tmp_path):
@@ -227,19 +121,6 @@ def test_connect_reads_the_keys_from_env_or_dotenv(serve, monkeypatch, tmp_path)
     p = alpaca.connect(config)
     assert p.VERSION == "alpaca-1"
     assert p.fetch("AAPL", MONDAY, MONDAY).height > 0
-
-
-def test_an_end_before_the_start_is_empty_without_a_request(serve):
-    emulator = serve()
-    got = provider(emulator).fetch("AAPL", WEDNESDAY, MONDAY)
-    assert got.height == 0 and got.schema == SCHEMA and emulator.requests == []
-
-
-def test_an_unknown_timeframe_is_refused_before_any_request(serve):
-    emulator = serve()
-    with pytest.raises(DataError, match="unknown timeframe '2m'"):
-        provider(emulator).fetch("AAPL", MONDAY, MONDAY, timeframe="2m")
-    assert emulator.requests == []
 
 
 # -- the emulator itself --------------------------------------------------------------------

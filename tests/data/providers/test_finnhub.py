@@ -1,59 +1,32 @@
-"""The Finnhub provider end to end against the Finnhub emulator over HTTP on 127.0.0.1; and
-the emulator's own fidelity to the documented API."""
+"""The Finnhub provider end to end against the Finnhub emulator over HTTP on 127.0.0.1 (what
+every vendor does alike is in test_vendors.py); and the emulator's own fidelity to the
+documented API."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Callable, Iterator
 
-import polars as pl
 import pytest
 import requests
 from polars.testing import assert_frame_equal
 
 from barlab.config import Config, FinnhubConfig
-from barlab.data.calendar import NEW_YORK, day_start_ns, sessions
+from barlab.data.calendar import day_start_ns, sessions
 from barlab.data.providers import finnhub
-from barlab.data.providers.finnhub import FinnhubProvider
-from barlab.data.schema import SCHEMA, normalize
-from barlab.errors import AuthError, DataError, RateLimitError
+from barlab.data.schema import SCHEMA
+from barlab.errors import AuthError, RateLimitError
+from tests.data.providers.vendors import FINNHUB, MONDAY, Vendor
 from tests.emulators.base import Emulator
-from tests.emulators.finnhub import FREE_KEY, PATH, PREMIUM_KEY, finnhub_app, market
+from tests.emulators.finnhub import FREE_KEY, PATH, PREMIUM_KEY
 
-# The columns Finnhub sends (no vwap, no trade count).
-VENDOR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-MONDAY, FRIDAY = dt.date(2024, 3, 4), dt.date(2024, 3, 8)
+VENDOR_COLUMNS = FINNHUB.columns
 DAY_S = 86_400
+provider, expected = FINNHUB.provider, FINNHUB.expected
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    with Emulator(finnhub_app()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def serve(server: Emulator) -> Callable[..., Emulator]:
-    """Point the module's emulator at ``finnhub_app(**options)`` with an empty request log:
-    one server per module, since stopping one takes up to half a second."""
-
-    def start(**options: object) -> Emulator:
-        server.app = finnhub_app(**options)
-        server.requests.clear()
-        return server
-
-    return start
-
-
-def provider(emulator: Emulator, **options: object) -> FinnhubProvider:
-    kwargs: dict = {"api_key": PREMIUM_KEY, "base_url": emulator.url + "/api/v1"}
-    kwargs |= {"requests_per_minute": 60_000, "requests_per_second": 1000, "backoff_base_s": 0.01}
-    return FinnhubProvider(**kwargs | options)
-
-
-def expected(symbol: str, first: dt.date, last: dt.date, timeframe: str = "1m") -> pl.DataFrame:
-    return normalize(market(symbol, first, last, timeframe)).select(VENDOR_COLUMNS)
+def vendor() -> Vendor:
+    return FINNHUB
 
 
 def spans(emulator: Emulator) -> list[tuple[int, int]]:
@@ -102,35 +75,12 @@ def test_the_emulator_caps_intraday_requests_at_a_month(serve):
     assert max(daily[1]["t"]) > start + 80 * DAY_S  # daily candles are not capped
 
 
-@pytest.mark.parametrize("timeframe", ["15m", "1h", "1d"])
-def test_coarser_bars_are_finnhubs_candles(serve, timeframe):
-    emulator = serve()
-    got = provider(emulator).fetch("SPY", MONDAY, dt.date(2024, 3, 15), timeframe=timeframe)
-
-    want = expected("SPY", MONDAY, dt.date(2024, 3, 15), timeframe)
-    assert_frame_equal(got.select(VENDOR_COLUMNS), want)
-    if timeframe == "1d":
-        assert got.height == 10
-        assert set(got["ts"].dt.convert_time_zone(str(NEW_YORK)).dt.hour()) == {0}
-
-
 def test_daily_bars_of_many_months_are_one_request(serve):
     emulator = serve()
     first, last = dt.date(2023, 7, 1), dt.date(2024, 6, 30)
     got = provider(emulator).fetch("AAPL", first, last, timeframe="1d")
     assert got.height == len(sessions(first, last)) and len(emulator.requests) == 1
     assert emulator.requests[0].query["resolution"] == "D"
-
-
-@pytest.mark.parametrize(
-    ("symbol", "first", "last"),
-    [("AAPL", dt.date(2024, 3, 9), dt.date(2024, 3, 10)), ("NOPE", MONDAY, FRIDAY)],
-    ids=["weekend", "unknown-symbol"],
-)
-def test_no_data_is_an_empty_frame(serve, symbol, first, last):
-    emulator = serve()
-    got = provider(emulator).fetch(symbol, first, last)
-    assert got.height == 0 and got.schema == SCHEMA
 
 
 def test_a_free_key_is_told_candles_need_a_premium_plan(serve):
@@ -145,25 +95,6 @@ def test_a_free_key_is_told_candles_need_a_premium_plan(serve):
     assert len(emulator.requests) == 1  # not retried
 
 
-def test_an_invalid_key_is_an_auth_error_naming_the_variable(serve):
-    emulator = serve()
-    with pytest.raises(AuthError) as raised:
-        provider(emulator, api_key="not-a-finnhub-key").fetch("AAPL", MONDAY, MONDAY)
-
-    message = str(raised.value)
-    assert "401" in message and "Invalid API key." in message and "FINNHUB_API_KEY" in message
-    assert "not-a-finnhub-key" not in message
-
-
-def test_a_429_burst_is_retried_then_succeeds(serve):
-    emulator = serve(throttle=range(1, 4))
-    p = provider(emulator)
-    got = p.fetch("AAPL", MONDAY, MONDAY)
-
-    assert_frame_equal(got.select(VENDOR_COLUMNS), expected("AAPL", MONDAY, MONDAY))
-    assert (p.stats.requests, p.stats.retries, p.stats.rate_limited) == (4, 3, 3)
-
-
 def test_a_429_that_persists_is_a_rate_limit_error(serve):
     emulator = serve(per_minute=1)
     with pytest.raises(RateLimitError) as raised:
@@ -171,36 +102,6 @@ def test_a_429_that_persists_is_a_rate_limit_error(serve):
 
     assert "API limit reached" in str(raised.value) and "429" in str(raised.value)
     assert len(emulator.requests) == 1 + 3  # February, then March tried 3 times
-
-
-def test_the_key_never_reaches_logs_errors_or_urls(serve, caplog):
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="urllib3")
-    wrong = "wrong-finnhub-key-0123456789"
-    scenarios = [  # emulator options, provider options, what it raises
-        ({}, {}, None),
-        ({}, {"api_key": FREE_KEY}, AuthError),
-        ({}, {"api_key": wrong}, AuthError),
-        ({"throttle": range(1, 10)}, {"max_retries": 1}, RateLimitError),
-    ]
-    texts, queries = [], []
-    for options, provider_options, error in scenarios:
-        emulator = serve(**options)
-        p = provider(emulator, **provider_options)
-        texts.append(repr(p))
-        if error is None:
-            p.fetch("AAPL", MONDAY, MONDAY)
-        else:
-            with pytest.raises(error) as raised:
-                p.fetch("AAPL", MONDAY, MONDAY)
-            texts += [str(raised.value), repr(raised.value), str(raised.value.__cause__)]
-        queries += [str(r.query) for r in emulator.requests]
-    texts.append(caplog.text)
-
-    assert "Starting new HTTP connection" in caplog.text  # urllib3's DEBUG lines were captured
-    assert "finnhub GET http://127.0.0.1" in caplog.text  # and barlab's INFO line
-    for secret in (PREMIUM_KEY, FREE_KEY, wrong):
-        assert not any(secret in text for text in texts + queries)
 
 
 def test_connect_reads_the_key_from_env_or_dotenv(serve, monkeypatch, tmp_path):
@@ -217,19 +118,6 @@ def test_connect_reads_the_key_from_env_or_dotenv(serve, monkeypatch, tmp_path):
     p = finnhub.connect(config)
     assert p.VERSION == "finnhub-1"
     assert p.fetch("AAPL", MONDAY, MONDAY).height > 0
-
-
-def test_an_end_before_the_start_is_empty_without_a_request(serve):
-    emulator = serve()
-    got = provider(emulator).fetch("AAPL", FRIDAY, MONDAY)
-    assert got.height == 0 and got.schema == SCHEMA and emulator.requests == []
-
-
-def test_an_unknown_timeframe_is_refused_before_any_request(serve):
-    emulator = serve()
-    with pytest.raises(DataError, match="unknown timeframe '30m'"):
-        provider(emulator).fetch("AAPL", MONDAY, MONDAY, timeframe="30m")
-    assert emulator.requests == []
 
 
 # -- the emulator itself --------------------------------------------------------------------

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import requests
 
-from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
-from barlab.data.http import HttpClient, HttpStats, TokenBucket
+from barlab.data.http import TokenBucket
 from barlab.data.providers import records
+from barlab.data.providers.vendor import VendorProvider, check_rate, check_timeframe, within
 from barlab.data.schema import SCHEMA
-from barlab.errors import AuthError, ConfigError, DataError, ProviderError
+from barlab.errors import AuthError, ConfigError, ProviderError
 
 if TYPE_CHECKING:
     from barlab.config import Config
@@ -62,7 +62,7 @@ def connect(config: Config) -> AlpacaProvider:
     )
 
 
-class AlpacaProvider:
+class AlpacaProvider(VendorProvider):
     """Historical bars from Alpaca Market Data v2.
 
     Parameters
@@ -78,12 +78,8 @@ class AlpacaProvider:
         minutes ago).
     adjustment : str
         ``"raw"``, ``"split"``, ``"dividend"`` or ``"all"``.
-    session : requests.Session, optional
-        Shared connection pool; a new one when None.
-    max_retries : int
-        Retries on 429, 5xx and connection errors, e.g. ``6``.
-    backoff_base_s : float
-        First retry waits up to this many seconds (doubling after), e.g. ``1.0``.
+    session, max_retries, backoff_base_s
+        As for every vendor: see :class:`~barlab.data.providers.vendor.VendorProvider`.
     page_limit : int
         Bars asked for per page, 1 to 10,000 (default: the most Alpaca allows).
     """
@@ -114,17 +110,13 @@ class AlpacaProvider:
             )
         if not 1 <= page_limit <= MAX_LIMIT:
             raise ConfigError(f"alpaca page_limit must be 1 to {MAX_LIMIT}, got {page_limit}")
-        if not requests_per_minute > 0:
-            raise ConfigError(
-                f"alpaca requests_per_minute must be > 0, got {requests_per_minute}; "
-                "the free plan allows 200"
-            )
+        check_rate("alpaca", "requests_per_minute", requests_per_minute, "the free plan allows 200")
         self.feed = feed
         self.adjustment = adjustment
         self.page_limit = page_limit
         self._headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
-        self._http = HttpClient(
-            provider="alpaca",
+        super().__init__(
+            vendor="alpaca",
             base_url=base_url,
             bucket=TokenBucket(per_minute=requests_per_minute),
             secrets=(key_id, secret_key),
@@ -138,11 +130,6 @@ class AlpacaProvider:
     def provenance(self) -> dict[str, str]:
         """What the cache records about how these bars were asked for."""
         return {"feed": self.feed, "adjustment": self.adjustment}
-
-    @property
-    def stats(self) -> HttpStats:
-        """Requests, retries and rate-limit waits so far."""
-        return self._http.stats
 
     def __repr__(self) -> str:  # no keys in it
         return f"AlpacaProvider(base_url={self._http.base_url!r}, feed={self.feed!r})"
@@ -169,8 +156,7 @@ class AlpacaProvider:
             In :data:`barlab.data.schema.SCHEMA`, sorted by ``ts``; empty when Alpaca has
             no bars (weekends, holidays, unknown symbols).
         """
-        if timeframe not in _TIMEFRAMES:
-            raise DataError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        check_timeframe(timeframe, _TIMEFRAMES)
         if end < start:
             return SCHEMA.to_frame()
         lo = day_start_ns(start)
@@ -185,28 +171,20 @@ class AlpacaProvider:
             "adjustment": self.adjustment,
             "sort": "asc",
         }
-        pages: list[list[dict[str, Any]]] = []
-        seen: set[str] = set()
-        while True:
-            body = self._get("/v2/stocks/bars", params, symbol)
-            pages.append(_bars_of(body, symbol))
-            token = body.get("next_page_token")
-            if not token:
-                break
-            if token in seen:
-                raise ProviderError(
-                    f"alpaca sent the same next_page_token twice for {symbol}; stopping "
-                    "instead of looping (try again later)"
-                )
-            seen.add(token)
-            params["page_token"] = token
-        df = _frame([bar for page in pages for bar in page], symbol)
-        ts = pl.col("ts").dt.epoch("ns")
-        return df.filter((ts >= lo) & (ts < hi))
+        pages = self._pages(
+            None,
+            lambda token: self._get(params | ({"page_token": token} if token else {}), symbol),
+            lambda body: body.get("next_page_token"),
+            symbol=symbol,
+            cursor="next_page_token",
+        )
+        bars = [bar for body in pages for bar in _bars_of(body, symbol)]
+        return within(_frame(bars, symbol), lo, hi)
 
-    def _get(self, path: str, params: dict[str, Any], symbol: str) -> dict[str, Any]:
+    def _get(self, params: dict[str, Any], symbol: str) -> dict[str, Any]:
+        path = "/v2/stocks/bars"
         try:
-            body = self._http.get_json(path, params=params, headers=self._headers)
+            return self._get_object(path, params=params, headers=self._headers, where=path)
         except ProviderError as e:
             # Free plans may not ask SIP for the last 15 minutes (403 now, 422 in older APIs):
             # a plan question, not a wrong key, so the generic key hint would mislead.
@@ -218,9 +196,6 @@ class AlpacaProvider:
                     "earlier, or use a paid plan for recent SIP data"
                 ) from e
             raise
-        if not isinstance(body, dict):
-            raise ProviderError(f"alpaca answered {path} with {type(body).__name__}, not an object")
-        return body
 
 
 def _rfc3339(ns: int) -> str:
@@ -233,13 +208,7 @@ def _bars_of(body: dict[str, Any], symbol: str) -> list[dict[str, Any]]:
     bars = body.get("bars")
     if isinstance(bars, dict):
         bars = bars.get(symbol)
-    if bars is None:
-        return []
-    if not isinstance(bars, list):
-        raise ProviderError(
-            f"alpaca bars for {symbol} are a {type(bars).__name__}, expected a list of objects"
-        )
-    return bars
+    return records.bar_list(bars, f"alpaca bars for {symbol}", "a list of objects")
 
 
 def _frame(bars: list[dict[str, Any]], symbol: str) -> pl.DataFrame:

@@ -15,11 +15,17 @@ import numpy as np
 import polars as pl
 import requests
 
-from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
-from barlab.data.http import HttpClient, HttpStats, TokenBucket
+from barlab.data.http import TokenBucket
+from barlab.data.providers.vendor import (
+    VendorProvider,
+    check_rate,
+    check_timeframe,
+    months,
+    within,
+)
 from barlab.data.schema import SCHEMA, normalize
-from barlab.errors import AuthError, ConfigError, DataError, ProviderError
+from barlab.errors import AuthError, ProviderError
 
 if TYPE_CHECKING:
     from barlab.config import Config
@@ -57,7 +63,7 @@ def connect(config: Config) -> FinnhubProvider:
     )
 
 
-class FinnhubProvider:
+class FinnhubProvider(VendorProvider):
     """Historical candles from Finnhub.
 
     Parameters
@@ -69,12 +75,8 @@ class FinnhubProvider:
     requests_per_minute, requests_per_second : float
         Client-side limits, e.g. ``60`` (the free plan's) and ``30`` (Finnhub's cap on
         every plan).
-    session : requests.Session, optional
-        Shared connection pool; a new one when None.
-    max_retries : int
-        Retries on 429, 5xx and connection errors, e.g. ``6``.
-    backoff_base_s : float
-        First retry waits up to this many seconds (doubling after), e.g. ``1.0``.
+    session, max_retries, backoff_base_s
+        As for every vendor: see :class:`~barlab.data.providers.vendor.VendorProvider`.
     """
 
     VERSION = VERSION
@@ -92,15 +94,11 @@ class FinnhubProvider:
     ) -> None:
         if not api_key:
             raise AuthError(f"finnhub needs {KEY_NAME}; it is empty")
-        for name, value in (
-            ("requests_per_minute", requests_per_minute),
-            ("requests_per_second", requests_per_second),
-        ):
-            if not value > 0:
-                raise ConfigError(f"finnhub {name} must be > 0, got {value}")
+        check_rate("finnhub", "requests_per_minute", requests_per_minute)
+        check_rate("finnhub", "requests_per_second", requests_per_second)
         self._headers = {"X-Finnhub-Token": api_key}
-        self._http = HttpClient(
-            provider="finnhub",
+        super().__init__(
+            vendor="finnhub",
             base_url=base_url,
             bucket=TokenBucket(per_minute=requests_per_minute, per_second=requests_per_second),
             secrets=(api_key,),
@@ -114,11 +112,6 @@ class FinnhubProvider:
     def provenance(self) -> dict[str, str]:
         """What the cache records: Finnhub adjusts daily bars for splits, not intraday ones."""
         return {"adjusted": "daily bars only"}
-
-    @property
-    def stats(self) -> HttpStats:
-        """Requests, retries and rate-limit waits so far."""
-        return self._http.stats
 
     def __repr__(self) -> str:  # no key in it
         return f"FinnhubProvider(base_url={self._http.base_url!r})"
@@ -145,24 +138,21 @@ class FinnhubProvider:
             In :data:`barlab.data.schema.SCHEMA` (``vwap`` and ``n_trades`` null: Finnhub has
             neither), sorted by ``ts``; empty when Finnhub answers ``no_data``.
         """
-        if timeframe not in _RESOLUTIONS:
-            raise DataError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        check_timeframe(timeframe, _RESOLUTIONS)
         if end < start:
             return SCHEMA.to_frame()
-        chunks = [(start, end)] if timeframe == "1d" else _months(start, end)
+        chunks = [(start, end)] if timeframe == "1d" else months(start, end)
         frames = []
         for first, last in chunks:
-            lo = day_start_ns(first) // 10**9
-            hi = day_start_ns(last + dt.timedelta(days=1)) // 10**9
+            lo = day_start_ns(first)
+            hi = day_start_ns(last + dt.timedelta(days=1))
             params = {
                 "symbol": symbol,
                 "resolution": _RESOLUTIONS[timeframe],
-                "from": lo,
-                "to": hi - 1,  # inclusive
+                "from": lo // 10**9,
+                "to": hi // 10**9 - 1,  # inclusive
             }
-            df = _frame(self._get(params), symbol)
-            ts = pl.col("ts").dt.epoch("s")
-            frames.append(df.filter((ts >= lo) & (ts < hi)))
+            frames.append(within(_frame(self._get(params), symbol), lo, hi))
         return pl.concat(frames)
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -178,18 +168,6 @@ class FinnhubProvider:
         if not isinstance(body, dict):
             raise ProviderError(f"finnhub answered /stock/candle with {type(body).__name__}")
         return body
-
-
-def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """``start``..``end`` cut at calendar months: each piece is at most 31 days."""
-    out = []
-    first = start
-    while first <= end:
-        next_month = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-        last = min(end, next_month - dt.timedelta(days=1))
-        out.append((first, last))
-        first = next_month
-    return out
 
 
 def _frame(body: dict[str, Any], symbol: str) -> pl.DataFrame:

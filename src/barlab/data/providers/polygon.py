@@ -17,11 +17,17 @@ from urllib.parse import quote, urlsplit
 import polars as pl
 import requests
 
-from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
-from barlab.data.http import HttpClient, HttpStats, TokenBucket
+from barlab.data.http import TokenBucket
 from barlab.data.providers import records
-from barlab.errors import AuthError, ConfigError, DataError, DataRequestError, ProviderError
+from barlab.data.providers.vendor import (
+    VendorProvider,
+    check_rate,
+    check_timeframe,
+    months,
+    within,
+)
+from barlab.errors import AuthError, ConfigError, DataRequestError, ProviderError
 
 if TYPE_CHECKING:
     from barlab.config import Config
@@ -73,7 +79,7 @@ def connect(config: Config) -> PolygonProvider:
     )
 
 
-class PolygonProvider:
+class PolygonProvider(VendorProvider):
     """Historical bars from Polygon.io (now Massive) aggregates.
 
     Parameters
@@ -88,12 +94,8 @@ class PolygonProvider:
         ever sees more than this many.
     adjusted : bool
         Split-adjusted prices (Polygon's default) or raw ones.
-    session : requests.Session, optional
-        Shared connection pool; a new one when None.
-    max_retries : int
-        Retries on 429, 5xx and connection errors, e.g. ``6``.
-    backoff_base_s : float
-        First retry waits up to this many seconds (doubling after), e.g. ``1.0``.
+    session, max_retries, backoff_base_s
+        As for every vendor: see :class:`~barlab.data.providers.vendor.VendorProvider`.
     auth : str
         ``"header"`` (``Authorization: Bearer``, as the official client) or ``"query"``
         (``?apiKey=``, for proxies that strip headers).
@@ -122,22 +124,17 @@ class PolygonProvider:
             raise AuthError(_MISSING_KEY)
         if auth not in _AUTHS:
             raise ConfigError(f"polygon auth must be header or query, got {auth!r}")
-        if not requests_per_minute > 0:
-            raise ConfigError(
-                f"polygon requests_per_minute must be > 0, got {requests_per_minute}; "
-                "the free plan allows 5"
-            )
+        check_rate("polygon", "requests_per_minute", requests_per_minute, "the free plan allows 5")
         self.adjusted = adjusted
         self.auth = auth
         if auth == "header":
             self._headers, self._auth_params = {"Authorization": f"Bearer {api_key}"}, {}
         else:
             self._headers, self._auth_params = {}, {"apiKey": api_key}
-        bucket = TokenBucket(per_minute=requests_per_minute, clock=clock, sleep=sleep)
-        self._http = HttpClient(
-            provider="polygon",
+        super().__init__(
+            vendor="polygon",
             base_url=base_url,
-            bucket=bucket,
+            bucket=TokenBucket(per_minute=requests_per_minute, clock=clock, sleep=sleep),
             secrets=(api_key,),
             # 403 is Polygon's answer to a valid key whose plan lacks the data
             auth_hint={401: _AUTH_HINT, 403: _PLAN_HINT},
@@ -150,11 +147,6 @@ class PolygonProvider:
     def provenance(self) -> dict[str, str]:
         """What the cache records about how these bars were asked for."""
         return {"adjusted": str(self.adjusted).lower()}
-
-    @property
-    def stats(self) -> HttpStats:
-        """Requests, retries and rate-limit waits so far."""
-        return self._http.stats
 
     def __repr__(self) -> str:  # no key in it
         return f"PolygonProvider(base_url={self._http.base_url!r}, auth={self.auth!r})"
@@ -183,12 +175,11 @@ class PolygonProvider:
             In :data:`barlab.data.schema.SCHEMA`, sorted by ``ts``; empty when Polygon has
             no bars (weekends, holidays, unknown symbols).
         """
-        if timeframe not in _TIMESPANS:
-            raise DataError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        check_timeframe(timeframe, _TIMESPANS)
         if end < start:
             raise DataRequestError(f"end {end} is before start {start}; swap them")
         multiplier, timespan = _TIMESPANS[timeframe]
-        ranges = [(start, end)] if timespan == "day" else _months(start, end)
+        ranges = [(start, end)] if timespan == "day" else months(start, end)
         ticker = quote(symbol, safe="")
         results: list[dict[str, Any]] = []
         for first, last in ranges:
@@ -199,39 +190,33 @@ class PolygonProvider:
                 hi_ms = day_start_ns(last + dt.timedelta(days=1)) // _NS_PER_MS
                 window = f"{lo_ms}/{hi_ms - 1}"
             path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{window}"
-            results.extend(self._pages(path, symbol))
+            results.extend(self._results(path, symbol))
         df = _frame(results, symbol)
-        lo = day_start_ns(start)
-        hi = day_start_ns(end + dt.timedelta(days=1))
-        ts = pl.col("ts").dt.epoch("ns")
-        return df.filter((ts >= lo) & (ts < hi))
+        return within(df, day_start_ns(start), day_start_ns(end + dt.timedelta(days=1)))
 
-    def _pages(self, path: str, symbol: str) -> list[dict[str, Any]]:
+    def _results(self, path: str, symbol: str) -> list[dict[str, Any]]:
         """The ``results`` of ``path`` and of every ``next_url`` after it."""
         params: dict[str, Any] = {
             "adjusted": "true" if self.adjusted else "false",
             "sort": "asc",
             "limit": MAX_LIMIT,
         }
-        url, results, pages = path, [], 0
-        seen = {path}
-        while True:
-            body = self._get(url, params)
+        results: list[dict[str, Any]] = []
+        n_pages = 0
+        pages = self._pages(
+            path,
+            # on later pages the cursor carries limit, sort and adjusted
+            lambda url: self._get(str(url), params if url == path else {}),
+            lambda body: self._follow(str(body["next_url"])) if body.get("next_url") else None,
+            symbol=symbol,
+            cursor="next_url",
+            show=lambda url: self._http.redact(url.split("?")[0]),
+        )
+        for body in pages:
             results.extend(_results_of(body, symbol))
-            pages += 1
-            next_url = body.get("next_url")
-            if not next_url:
-                log.debug("polygon %s: %d bars in %d page(s)", path, len(results), pages)
-                return results
-            url = self._follow(str(next_url))
-            if url in seen:
-                raise ProviderError(
-                    f"polygon sent the same next_url twice for {symbol} "
-                    f"({self._http.redact(url.split('?')[0])}); stopping instead of looping "
-                    "(try again later)"
-                )
-            seen.add(url)
-            params = {}  # the cursor carries limit, sort and adjusted
+            n_pages += 1
+        log.debug("polygon %s: %d bars in %d page(s)", path, len(results), n_pages)
+        return results
 
     def _follow(self, next_url: str) -> str:
         """Where to GET ``next_url``: as is on our own host; otherwise its path and query on
@@ -243,13 +228,9 @@ class PolygonProvider:
 
     def _get(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
         where = self._http.redact(url.split("?")[0])
-        body = self._http.get_json(
-            url, params={**params, **self._auth_params}, headers=self._headers
+        body = self._get_object(
+            url, params={**params, **self._auth_params}, headers=self._headers, where=where
         )
-        if not isinstance(body, dict):
-            raise ProviderError(
-                f"polygon answered {where} with {type(body).__name__}, not an object"
-            )
         status = body.get("status")
         if status in ("ERROR", "NOT_AUTHORIZED"):
             said = self._http.redact(str(body.get("error") or body.get("message") or ""))
@@ -259,28 +240,9 @@ class PolygonProvider:
         return body
 
 
-def _months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """``start``..``end`` cut at month ends: at most one calendar month per piece."""
-    pieces = []
-    first = start
-    while first <= end:
-        next_month = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-        last = min(end, next_month - dt.timedelta(days=1))
-        pieces.append((first, last))
-        first = next_month
-    return pieces
-
-
 def _results_of(body: dict[str, Any], symbol: str) -> list[dict[str, Any]]:
     """The bars of one page; ``results`` is absent when there are none."""
-    results = body.get("results")
-    if results is None:
-        return []
-    if not isinstance(results, list):
-        raise ProviderError(
-            f"polygon results for {symbol} are a {type(results).__name__}, expected a list"
-        )
-    return results
+    return records.bar_list(body.get("results"), f"polygon results for {symbol}", "a list")
 
 
 def _frame(results: list[dict[str, Any]], symbol: str) -> pl.DataFrame:

@@ -1,5 +1,5 @@
 """Bar objects with single-letter keys (``t o h l c v`` and optional ``vw n``), as Polygon and
-Alpaca send them, into the canonical schema."""
+Alpaca send them, into the canonical schema; and the list of them a page holds."""
 
 from __future__ import annotations
 
@@ -42,3 +42,13 @@ def frame(
         return normalize(df.with_columns(to_utc_ns(pl.col("ts")).alias("ts")))
     except (pl.exceptions.PolarsError, TypeError, ValueError) as e:
         raise ProviderError(f"{vendor} bars for {symbol} cannot be read: {e}") from e
+
+
+def bar_list(value: Any, what: str, expected: str) -> list[dict[str, Any]]:
+    """The bar objects of one page: ``value`` is the page's list, or None (or absent) when it
+    has none. Anything else is a ProviderError: "{what} are a dict, expected {expected}"."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProviderError(f"{what} are a {type(value).__name__}, expected {expected}")
+    return value

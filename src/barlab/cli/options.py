@@ -1,0 +1,92 @@
+"""The flags several commands share, defined once so that they read and parse alike everywhere:
+the strategy a command runs, the bars it loads (``--from``, ``--to``, ``--symbols``,
+``--timeframe``, ``--source``, ``--session``), the costs and exits of its backtests, its
+output, and the set-up of a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+TIMEFRAMES = ["1m", "5m", "15m", "1h", "1d"]
+SOURCES = ["auto", "demo", "polygon", "alpaca", "finnhub", "import"]
+"""Where bars may come from; ``import`` is the cache of the user's own files."""
+DEBUG_HELP = "debug logging and full tracebacks"
+
+
+def add_command(
+    sub: Any,
+    name: str,
+    func: Callable[[argparse.Namespace, Any], int],
+    *,
+    hidden_debug: bool = True,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """Subcommand ``name`` of ``sub`` (an ``add_subparsers()`` result), running
+    ``func(args, config)``; ``kwargs`` (``help``, ``description``, ...) go to ``add_parser``.
+
+    It takes ``--debug`` without listing it, unless ``hidden_debug`` is False: then the
+    command adds a visible one itself, after its other flags (:func:`add_output_flags`).
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
+    if hidden_debug:
+        parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_strategy_args(
+    p: argparse.ArgumentParser, *, param_help: str | None = None, metavar: str = "NAME=VALUE"
+) -> None:
+    """The STRATEGY positional, then (with ``param_help``) ``--param NAME=VALUE``, repeatable,
+    into ``args.param`` (a list)."""
+    p.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    if param_help is not None:
+        p.add_argument("--param", action="append", default=[], metavar=metavar, help=param_help)
+
+
+def add_range_flags(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    start_help: str = "YYYY-MM-DD",
+    end_help: str = "YYYY-MM-DD (default: yesterday)",
+) -> None:
+    """``--from DATE`` (``args.start``) and ``--to DATE`` (``args.end``)."""
+    p.add_argument("--from", dest="start", required=required, metavar="DATE", help=start_help)
+    p.add_argument("--to", dest="end", metavar="DATE", help=end_help)
+
+
+def add_data_flags(p: argparse.ArgumentParser, **range_options: Any) -> None:
+    """The bars to load, as :func:`barlab.cli.load_bars_for` reads them: ``--from`` and
+    ``--to`` (``range_options`` as for :func:`add_range_flags`), then ``--symbols``,
+    ``--timeframe``, ``--source`` and ``--session``, each defaulting to the config."""
+    add_range_flags(p, **range_options)
+    p.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
+    p.add_argument("--timeframe", choices=TIMEFRAMES, help="bar size")
+    p.add_argument(
+        "--source", choices=SOURCES, help="where bars come from (default: [data] source)"
+    )
+    p.add_argument("--session", choices=["rth", "all"], help="regular hours only, or all")
+
+
+def add_cost_flags(p: argparse.ArgumentParser) -> None:
+    """The account, costs and exits of every backtest a command runs: ``--cash``,
+    ``--commission``, ``--slippage-bps``, ``--fractional``, ``--stop-loss``, ``--take-profit``,
+    ``--trailing-stop`` and ``--fill-policy``, each defaulting to the config."""
+    p.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
+    p.add_argument("--commission", type=float, metavar="FRACTION", help="of notional per fill")
+    p.add_argument("--slippage-bps", type=float, metavar="BPS", help="slippage per fill")
+    p.add_argument("--fractional", action="store_true", default=None, help="fractional shares")
+    for flag in ("--stop-loss", "--take-profit", "--trailing-stop"):
+        p.add_argument(flag, type=float, metavar="FRACTION", help="exit attached to every entry")
+    p.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
+
+
+def add_output_flags(
+    p: argparse.ArgumentParser, *, json_help: str = "print one JSON object on stdout"
+) -> None:
+    """``--json`` and a visible ``--debug``, last in the command's help."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
