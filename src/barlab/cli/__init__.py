@@ -16,6 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import (
+    DEBUG_HELP,
+    add_command,
+    add_cost_flags,
+    add_data_flags,
+)
 from barlab.errors import BarlabError, UsageError
 
 log = logging.getLogger("barlab.cli")
@@ -68,39 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy name, e.g. sma_crossover (see `backtest list`); several joined by + "
         "trade one account: sma_crossover+rsi_mean_reversion (see --combine)",
     )
-    run.add_argument(
-        "--from",
-        dest="start",
-        required=True,
-        metavar="DATE",
-        help="first day, YYYY-MM-DD (inclusive)",
-    )
-    run.add_argument(
-        "--to",
-        dest="end",
-        metavar="DATE",
-        help="last day, YYYY-MM-DD (inclusive; default: yesterday)",
-    )
-    run.add_argument(
-        "--symbols",
-        metavar="LIST",
-        help="comma-separated tickers (default: [strategy] symbols in the config)",
-    )
-    run.add_argument(
-        "--timeframe",
-        choices=["1m", "5m", "15m", "1h", "1d"],
-        help="bar size (default: [strategy] timeframe, 1m)",
-    )
-    run.add_argument(
-        "--source",
-        choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
-        help="where bars come from (default: auto = Polygon if POLYGON_API_KEY is "
-        "set, else the SYNTHETIC demo market)",
-    )
-    run.add_argument(
-        "--session",
-        choices=["rth", "all"],
-        help="regular trading hours only (default, [data] session) or extended hours too",
+    add_data_flags(
+        run,
+        start_help="first day, YYYY-MM-DD (inclusive)",
+        end_help="last day, YYYY-MM-DD (inclusive; default: yesterday)",
     )
     run.add_argument(
         "--param",
@@ -116,54 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how several strategies (a+b) share the account: sum of their weighted targets "
         "(default) or priority (the first one holding a symbol controls it)",
     )
-    run.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
-    run.add_argument(
-        "--commission",
-        type=float,
-        metavar="FRACTION",
-        help="commission as a fraction of notional per fill, e.g. 0.001 = 0.1%% "
-        "(default 0, like Alpaca)",
-    )
-    run.add_argument(
-        "--slippage-bps",
-        type=float,
-        metavar="BPS",
-        help="slippage per fill in basis points (default 1)",
-    )
-    run.add_argument(
-        "--fractional",
-        action="store_true",
-        default=None,
-        help="trade fractional shares (default: whole shares)",
-    )
-    exits = (
-        ("--stop-loss", "below (long) or above (short) the entry, e.g. 0.02"),
-        ("--take-profit", "beyond the entry in the trade's favour, e.g. 0.05"),
-        ("--trailing-stop", "behind the best price since entry, e.g. 0.03"),
-    )
-    for flag, what in exits:
-        run.add_argument(
-            flag, type=float, metavar="FRACTION", help=f"exit attached to every entry: {what}"
-        )
-        run.add_argument(
-            f"{flag}-atr", type=float, metavar="K",
-            help=f"the {flag[2:].replace('-', ' ')} as K times the ATR at the entry's signal bar "
-            f"instead, e.g. 2",
-        )  # fmt: skip
-    run.add_argument(
-        "--atr-window", type=int, metavar="BARS", help="bars in the ATR of --*-atr exits (14)"
-    )
-    run.add_argument(
-        "--margin",
-        type=float,
-        metavar="X",
-        help="buying power as a multiple of equity: 1 = cash account (default), 2 = Reg T",
-    )
-    run.add_argument(
-        "--fill-policy",
-        choices=["pessimistic", "optimistic"],
-        help="a bar reaching both the stop and the target fills the stop (pessimistic, default)",
-    )
+    add_cost_flags(run)
     run.add_argument("--no-report", action="store_true", help="save the run without report.html")
     run.add_argument(
         "--no-lookahead-check",
@@ -174,26 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object on stdout instead of the summary"
     )
     run.add_argument("--quiet", action="store_true", help="print only the run id and report path")
-    run.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     run.set_defaults(func=cmd_run)
 
-    lst = sub.add_parser(
-        "list",
+    add_command(
+        sub, "list", cmd_list,
         help="list strategies with their parameters",
         description="List the strategies found in ./strategies, the config's "
         "[strategy] paths and barlab's examples.",
-    )
-    lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    lst.set_defaults(func=cmd_list)
-
-    warm = sub.add_parser(
-        "warmup",
+    )  # fmt: skip
+    add_command(
+        sub, "warmup", cmd_warmup,
         help="compile every kernel ahead of time",
         description="Compile (or load from the numba cache) every kernel barlab uses, so the "
         "first backtest is fast; prints how long it took and where the cache is.",
-    )
-    warm.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    warm.set_defaults(func=cmd_warmup)
+    )  # fmt: skip
 
     from barlab.cli.data import add_parser as add_data_parser
 
@@ -232,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     cfg_sub.required = True
-    show = cfg_sub.add_parser("show", help="print the resolved config, API keys masked")
-    show.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    show.set_defaults(func=cmd_config_show)
+    add_command(cfg_sub, "show", cmd_config_show, help="print the resolved config, API keys masked")
     return parser  # fmt: skip
 
 

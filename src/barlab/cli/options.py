@@ -63,25 +63,80 @@ def add_data_flags(p: argparse.ArgumentParser, **range_options: Any) -> None:
     ``--to`` (``range_options`` as for :func:`add_range_flags`), then ``--symbols``,
     ``--timeframe``, ``--source`` and ``--session``, each defaulting to the config."""
     add_range_flags(p, **range_options)
-    p.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
-    p.add_argument("--timeframe", choices=TIMEFRAMES, help="bar size")
     p.add_argument(
-        "--source", choices=SOURCES, help="where bars come from (default: [data] source)"
+        "--symbols",
+        metavar="LIST",
+        help="comma-separated tickers (default: [strategy] symbols in the config)",
     )
-    p.add_argument("--session", choices=["rth", "all"], help="regular hours only, or all")
+    p.add_argument(
+        "--timeframe", choices=TIMEFRAMES, help="bar size (default: [strategy] timeframe, 1m)"
+    )
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        help="where bars come from (default: [data] source, auto = Polygon if POLYGON_API_KEY "
+        "is set, else the SYNTHETIC demo market)",
+    )
+    p.add_argument(
+        "--session",
+        choices=["rth", "all"],
+        help="regular trading hours only (default, [data] session) or extended hours too",
+    )
+
+
+EXITS = (
+    ("--stop-loss", "below (long) or above (short) the entry, e.g. 0.02"),
+    ("--take-profit", "beyond the entry in the trade's favour, e.g. 0.05"),
+    ("--trailing-stop", "behind the best price since entry, e.g. 0.03"),
+)
 
 
 def add_cost_flags(p: argparse.ArgumentParser) -> None:
-    """The account, costs and exits of every backtest a command runs: ``--cash``,
-    ``--commission``, ``--slippage-bps``, ``--fractional``, ``--stop-loss``, ``--take-profit``,
-    ``--trailing-stop`` and ``--fill-policy``, each defaulting to the config."""
+    """The account, costs and exits of every backtest a command runs, each defaulting to the
+    config's [backtest]: ``--cash``, ``--commission``, ``--slippage-bps``, ``--fractional``,
+    ``--margin``, the attached exits as fractions (``--stop-loss``, ...) or ATR multiples
+    (``--stop-loss-atr``, ..., ``--atr-window``) and ``--fill-policy``; read by
+    :func:`barlab.cli.backtest_options`."""
     p.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
-    p.add_argument("--commission", type=float, metavar="FRACTION", help="of notional per fill")
-    p.add_argument("--slippage-bps", type=float, metavar="BPS", help="slippage per fill")
-    p.add_argument("--fractional", action="store_true", default=None, help="fractional shares")
-    for flag in ("--stop-loss", "--take-profit", "--trailing-stop"):
-        p.add_argument(flag, type=float, metavar="FRACTION", help="exit attached to every entry")
-    p.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
+    p.add_argument(
+        "--commission",
+        type=float,
+        metavar="FRACTION",
+        help="commission as a fraction of notional per fill, e.g. 0.001 = 0.1%% "
+        "(default 0, like Alpaca)",
+    )
+    p.add_argument(
+        "--slippage-bps", type=float, metavar="BPS", help="slippage per fill in basis points (1)"
+    )
+    p.add_argument(
+        "--fractional",
+        action="store_true",
+        default=None,
+        help="trade fractional shares (default: whole shares)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        metavar="X",
+        help="buying power as a multiple of equity: 1 = cash account (default), 2 = Reg T",
+    )
+    for flag, what in EXITS:
+        p.add_argument(
+            flag, type=float, metavar="FRACTION", help=f"exit attached to every entry: {what}"
+        )
+        p.add_argument(
+            f"{flag}-atr", type=float, metavar="K",
+            help=f"the {flag[2:].replace('-', ' ')} as K times the ATR at the entry's signal bar "
+            "instead, e.g. 2",
+        )  # fmt: skip
+    p.add_argument(
+        "--atr-window", type=int, metavar="BARS", help="bars in the ATR of --*-atr exits (14)"
+    )
+    p.add_argument(
+        "--fill-policy",
+        choices=["pessimistic", "optimistic"],
+        help="a bar reaching both the stop and the target fills the stop (pessimistic, default)",
+    )
 
 
 def add_output_flags(
