@@ -133,18 +133,28 @@ def _backtest_run(run_id: str, name: str, reports: Path) -> Path:
 
 
 def _reload_bars(info: dict[str, Any], run_config: dict[str, Any], config: Config) -> Any:
-    """The run's bars, read again from the cache: same symbols, timeframe, source and session.
+    """The run's bars, read again from the cache: same symbols, timeframe, source, session
+    and requested dates.
 
-    A data version hashes the *requested* dates too, which the run does not record (only its
-    first and last bars); the request lay between the session before the first bar and the
-    session after the last, so the dates in those gaps whose version matches are reloaded.
-    When none does (the cache changed), the bars' own dates are, and the data gate says so.
+    A data version hashes the *requested* dates too. Runs record them (``info["requested"]``);
+    for older runs, which recorded only their first and last bars, the request lay between the
+    session before the first bar and the session after the last, so the dates in those gaps
+    whose version matches are reloaded. When none does (the cache changed), the bars' own dates
+    are, and the data gate says so.
     """
     from barlab.data.calendar import NEW_YORK
     from barlab.data.panel import load_bars
 
     if not info.get("start") or not info.get("end"):
         raise UsageError("the run has no bars to check (empty range); run the backtest again")
+    requested = info.get("requested") or ["", ""]
+    if all(requested):
+        start, end = (dt.date.fromisoformat(d) for d in requested)
+        session = run_config.get("data", {}).get("session") or config.data.session
+        return load_bars(
+            symbols=list(info["symbols"]), start=start, end=end, timeframe=info["timeframe"],
+            source=info["source"], data_dir=config.data_dir, session=session, config=config,
+        )  # fmt: skip
     first, last = (
         dt.datetime.fromisoformat(info[k]).astimezone(NEW_YORK).date() for k in ("start", "end")
     )
