@@ -11,9 +11,8 @@ Conventions shared by every indicator here:
   Wilder's smoothing for RSI and ATR, population standard deviation for Bollinger bands); each
   docstring says where they differ.
 
-The kernels (``_nb``) walk rows in the outer loop and symbols in the inner one, the order the
-C-contiguous arrays are laid out in; only ``sma`` also has a column-wise kernel, which is faster
-for a handful of symbols.
+The kernels are in :mod:`barlab.indicators_nb`; this module checks inputs, allocates outputs and
+shares them across a sweep's combinations (:class:`SharedResults`).
 """
 
 from __future__ import annotations
@@ -27,357 +26,9 @@ from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from barlab import indicators_nb as nb
 from barlab.errors import StrategyError
-
-# the rolling standard deviation recomputes its sums exactly when an update leaves less than this
-# fraction of them (the rest was lost to cancellation)
-_CANCELLED = 1e-6
-
-# -- kernels ----------------------------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def _sma_columns_nb(x, window, out):
-    # one column at a time, state in registers: fastest for a few symbols
-    n, m = x.shape
-    buf = np.empty(window)
-    for j in range(m):
-        total = 0.0
-        seen = 0
-        slot = 0
-        for t in range(n):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            if seen >= window:
-                total -= buf[slot]
-            buf[slot] = v
-            total += v
-            seen += 1
-            slot = slot + 1 if slot + 1 < window else 0
-            out[t, j] = total / window if seen >= window else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _sma_rows_nb(x, window, out):
-    # row by row (the arrays are C-contiguous), one ring buffer per column: for many symbols
-    n, m = x.shape
-    buf = np.empty((window, m))
-    total = np.zeros(m)
-    seen = np.zeros(m, dtype=np.int64)
-    slots = np.zeros(m, dtype=np.int64)
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            slot = slots[j]
-            if seen[j] >= window:
-                total[j] -= buf[slot, j]
-            buf[slot, j] = v
-            total[j] += v
-            seen[j] += 1
-            slots[j] = slot + 1 if slot + 1 < window else 0
-            out[t, j] = total[j] / window if seen[j] >= window else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _ema_nb(x, window, seed_at, out):
-    """EMA with alpha 2/(window+1), first output at a column's ``seed_at``-th present value:
-    the mean of the ``window`` values ending there (TA-Lib's seed)."""
-    n, m = x.shape
-    alpha = 2.0 / (window + 1.0)
-    skip = seed_at - window  # present values before the seed's window
-    state = np.zeros(m)
-    seen = np.zeros(m, dtype=np.int64)
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            k = seen[j] + 1
-            seen[j] = k
-            if k < seed_at:
-                if k > skip:
-                    state[j] += v
-                out[t, j] = np.nan
-                continue
-            if k == seed_at:
-                state[j] = (state[j] + v) / window
-            else:
-                state[j] = (v - state[j]) * alpha + state[j]
-            out[t, j] = state[j]
-
-
-@njit(cache=True, nogil=True)
-def _wma_nb(x, window, out):
-    n, m = x.shape
-    divisor = window * (window + 1) / 2.0
-    buf = np.empty((window, m))
-    total = np.zeros(m)  # plain sum of the window
-    weighted = np.zeros(m)  # sum of weight * value, the newest value weighing ``window``
-    seen = np.zeros(m, dtype=np.int64)
-    slots = np.zeros(m, dtype=np.int64)
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            k = seen[j]
-            slot = slots[j]
-            if k >= window:
-                # sliding by one lowers every weight by one: the oldest value drops to 0
-                weighted[j] += window * v - total[j]
-                total[j] += v - buf[slot, j]
-            else:
-                weighted[j] += (k + 1) * v
-                total[j] += v
-            buf[slot, j] = v
-            seen[j] = k + 1
-            slots[j] = slot + 1 if slot + 1 < window else 0
-            out[t, j] = weighted[j] / divisor if k + 1 >= window else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _rsi_nb(x, window, out):
-    n, m = x.shape
-    prev = np.full(m, np.nan)
-    gain = np.zeros(m)
-    loss = np.zeros(m)
-    changes = np.zeros(m, dtype=np.int64)
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            p = prev[j]
-            prev[j] = v
-            if np.isnan(p):
-                out[t, j] = np.nan
-                continue
-            up = v - p if v > p else 0.0
-            down = p - v if v < p else 0.0
-            k = changes[j] + 1
-            changes[j] = k
-            if k < window:
-                gain[j] += up
-                loss[j] += down
-                out[t, j] = np.nan
-                continue
-            if k == window:
-                g = (gain[j] + up) / window
-                lo = (loss[j] + down) / window
-            else:
-                g = (gain[j] * (window - 1) + up) / window
-                lo = (loss[j] * (window - 1) + down) / window
-            gain[j] = g
-            loss[j] = lo
-            total = g + lo
-            out[t, j] = 100.0 * g / total if total > 0.0 else 0.0
-
-
-@njit(cache=True, nogil=True)
-def _atr_nb(high, low, close, window, out):
-    n, m = close.shape
-    prev_close = np.full(m, np.nan)
-    state = np.zeros(m)
-    seen = np.zeros(m, dtype=np.int64)
-    for t in range(n):
-        for j in range(m):
-            h = high[t, j]
-            lo = low[t, j]
-            c = close[t, j]
-            if np.isnan(h) or np.isnan(lo) or np.isnan(c):
-                out[t, j] = np.nan
-                continue
-            pc = prev_close[j]
-            prev_close[j] = c
-            if np.isnan(pc):
-                out[t, j] = np.nan
-                continue
-            tr = max(h - lo, abs(h - pc), abs(lo - pc))
-            k = seen[j] + 1
-            seen[j] = k
-            if k < window:
-                state[j] += tr
-                out[t, j] = np.nan
-                continue
-            if k == window:
-                state[j] = (state[j] + tr) / window
-            else:
-                state[j] = (state[j] * (window - 1) + tr) / window
-            out[t, j] = state[j]
-
-
-@njit(cache=True, nogil=True)
-def _exact_moments_nb(buf, j, window):
-    """Mean and sum of squared deviations of ``buf[:, j]``, two passes."""
-    total = 0.0
-    for i in range(window):
-        total += buf[i, j]
-    mean = total / window
-    m2 = 0.0
-    for i in range(window):
-        d = buf[i, j] - mean
-        m2 += d * d
-    return mean, m2
-
-
-@njit(cache=True, nogil=True)
-def _moments_nb(x, window, ddof, mean_out, std_out):
-    """Rolling mean and standard deviation (divisor ``window - ddof``).
-
-    Welford's update, replaced by an exact two-pass sum every ``window`` values and whenever an
-    update cancels most of the sum (a large value leaving the window), so rounding never piles
-    up; a window of identical values has exactly zero deviation.
-    """
-    n, m = x.shape
-    buf = np.empty((window, m))
-    mean = np.zeros(m)
-    m2 = np.zeros(m)
-    seen = np.zeros(m, dtype=np.int64)
-    slots = np.zeros(m, dtype=np.int64)
-    same = np.zeros(m, dtype=np.int64)  # length of the run of identical values ending here
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                mean_out[t, j] = np.nan
-                std_out[t, j] = np.nan
-                continue
-            k = seen[j]
-            slot = slots[j]
-            last = slot - 1 if slot > 0 else window - 1
-            same[j] = same[j] + 1 if k > 0 and buf[last, j] == v else 1
-            if k < window:
-                d = v - mean[j]
-                mean[j] += d / (k + 1)
-                m2[j] += d * (v - mean[j])
-            else:
-                old = buf[slot, j]
-                d = v - old
-                new_mean = mean[j] + d / window
-                before = m2[j]
-                m2[j] += d * (v - new_mean + old - mean[j])
-                mean[j] = new_mean
-                if m2[j] < _CANCELLED * before:
-                    buf[slot, j] = v
-                    mean[j], m2[j] = _exact_moments_nb(buf, j, window)
-            buf[slot, j] = v
-            seen[j] = k + 1
-            slot = slot + 1 if slot + 1 < window else 0
-            slots[j] = slot
-            if k + 1 < window:
-                mean_out[t, j] = np.nan
-                std_out[t, j] = np.nan
-                continue
-            if slot == 0:
-                mean[j], m2[j] = _exact_moments_nb(buf, j, window)
-            if same[j] >= window:
-                mean_out[t, j] = v
-                std_out[t, j] = 0.0
-            else:
-                mean_out[t, j] = mean[j]
-                std_out[t, j] = np.sqrt(max(m2[j], 0.0) / (window - ddof))
-
-
-@njit(cache=True, nogil=True)
-def _zscore_nb(x, mean, std):
-    """``(x - mean) / std`` into ``mean``; NaN where ``std`` is 0 or NaN."""
-    n, m = x.shape
-    for t in range(n):
-        for j in range(m):
-            s = std[t, j]
-            mean[t, j] = (x[t, j] - mean[t, j]) / s if s > 0.0 else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _bands_nb(mid, std, upper, k):
-    """``mid + k std`` into ``upper`` and ``mid - k std`` into ``std``."""
-    n, m = mid.shape
-    for t in range(n):
-        for j in range(m):
-            width = k * std[t, j]
-            upper[t, j] = mid[t, j] + width
-            std[t, j] = mid[t, j] - width
-
-
-@njit(cache=True, nogil=True)
-def _rolling_extreme_nb(x, window, sign, out):
-    """Rolling max (``sign`` 1.0) or min (-1.0) of the last ``window`` present values.
-
-    van Herk / Gil-Werman: a column's present values form blocks of ``window``. A window ending
-    inside a block spans the tail of the previous block and the head of this one, so its extreme
-    is the larger of the previous block's suffix extreme (computed once, when that block filled)
-    and this block's running extreme: O(1) per value with no data-dependent loop.
-    """
-    n, m = x.shape
-    # slot p: this block's p-th value once seen, before that the previous block's extreme
-    # from p to its end
-    buf = np.empty((window, m))
-    head = np.empty(m)  # extreme of this block so far
-    pos = np.zeros(m, dtype=np.int64)  # where the next value goes in its block
-    full = np.zeros(m, dtype=np.bool_)  # a whole block has been seen
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if np.isnan(v):
-                out[t, j] = np.nan
-                continue
-            v = sign * v
-            p = pos[j]
-            head[j] = v if p == 0 else max(head[j], v)
-            if p == window - 1:  # the block is the window
-                out[t, j] = sign * head[j]
-                buf[p, j] = v
-                for q in range(window - 2, -1, -1):
-                    buf[q, j] = max(buf[q, j], buf[q + 1, j])
-                pos[j] = 0
-                full[j] = True
-            else:
-                out[t, j] = sign * max(buf[p + 1, j], head[j]) if full[j] else np.nan
-                buf[p, j] = v
-                pos[j] = p + 1
-
-
-@njit(cache=True, nogil=True)
-def _vwap_nb(price, volume, session, out):
-    n, m = price.shape
-    dollars = np.zeros(m)
-    shares = np.zeros(m)
-    for t in range(n):
-        if t > 0 and session[t] != session[t - 1]:
-            dollars[:] = 0.0
-            shares[:] = 0.0
-        for j in range(m):
-            p = price[t, j]
-            q = volume[t, j]
-            if np.isnan(p) or np.isnan(q):
-                out[t, j] = np.nan
-                continue
-            dollars[j] += p * q
-            shares[j] += q
-            out[t, j] = dollars[j] / shares[j] if shares[j] > 0.0 else np.nan
-
-
-@njit(cache=True, nogil=True)
-def _ffill_nb(x, out):
-    n, m = x.shape
-    last = np.full(m, np.nan)
-    for t in range(n):
-        for j in range(m):
-            v = x[t, j]
-            if not np.isnan(v):
-                last[j] = v
-            out[t, j] = last[j]
-
 
 # -- validation -------------------------------------------------------------------------------
 
@@ -535,7 +186,9 @@ def sma(x: np.ndarray, window: int) -> np.ndarray:
     """
     w = _window("sma", window)
     arr = _array("sma", x)
-    kernel = _sma_rows_nb if arr.ndim == 2 and arr.shape[1] >= _ROW_WISE_FROM else _sma_columns_nb
+    kernel = (
+        nb.sma_rows_nb if arr.ndim == 2 and arr.shape[1] >= _ROW_WISE_FROM else nb.sma_columns_nb
+    )
     return _run(kernel, [arr], w)[0]
 
 
@@ -552,7 +205,7 @@ def ema(x: np.ndarray, window: int) -> np.ndarray:
         Bars, >= 1, e.g. ``20`` (alpha = 2/21).
     """
     w = _window("ema", window)
-    return _run(_ema_nb, [_array("ema", x)], w, w)[0]
+    return _run(nb.ema_nb, [_array("ema", x)], w, w)[0]
 
 
 def wma(x: np.ndarray, window: int) -> np.ndarray:
@@ -566,7 +219,7 @@ def wma(x: np.ndarray, window: int) -> np.ndarray:
         Bars, >= 1, e.g. ``20``.
     """
     w = _window("wma", window)
-    return _run(_wma_nb, [_array("wma", x)], w)[0]
+    return _run(nb.wma_nb, [_array("wma", x)], w)[0]
 
 
 def rsi(x: np.ndarray, window: int = 14) -> np.ndarray:
@@ -584,7 +237,7 @@ def rsi(x: np.ndarray, window: int = 14) -> np.ndarray:
         Changes averaged, >= 1, e.g. ``14``.
     """
     w = _window("rsi", window, eg=14)
-    return _run(_rsi_nb, [_array("rsi", x)], w)[0]
+    return _run(nb.rsi_nb, [_array("rsi", x)], w)[0]
 
 
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int = 14) -> np.ndarray:
@@ -603,7 +256,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int = 14) 
     """
     w = _window("atr", window, eg=14)
     arrays = _arrays("atr", high=high, low=low, close=close)
-    return _run(_atr_nb, arrays, w)[0]
+    return _run(nb.atr_nb, arrays, w)[0]
 
 
 def rolling_std(x: np.ndarray, window: int, *, ddof: int = 0) -> np.ndarray:
@@ -629,7 +282,7 @@ def zscore(x: np.ndarray, window: int, *, ddof: int = 0) -> np.ndarray:
     """
     arr = _array("zscore", x)
     mean, std = _moments("zscore", arr, window, ddof)
-    _run(_zscore_nb, [arr, mean, std], n_out=0)
+    _run(nb.zscore_nb, [arr, mean, std], n_out=0)
     return mean
 
 
@@ -655,7 +308,7 @@ def bollinger(x: np.ndarray, window: int = 20, *, k: float = 2.0) -> Bands:
         )
     mid, std = _moments("bollinger", x, window, 0)
     upper = np.empty_like(mid)
-    _run(_bands_nb, [mid, std, upper], float(k), n_out=0)
+    _run(nb.bands_nb, [mid, std, upper], float(k), n_out=0)
     return Bands(mid, upper, std)
 
 
@@ -663,7 +316,7 @@ def _moments(fn: str, x: np.ndarray, window: int, ddof: int) -> list[np.ndarray]
     if ddof not in (0, 1) or isinstance(ddof, bool):
         raise StrategyError(f"{fn} ddof must be 0 (population) or 1 (sample), got {ddof!r}")
     w = _window(fn, window, minimum=1 + ddof)
-    return _run(_moments_nb, [_array(fn, x)], w, int(ddof), n_out=2)
+    return _run(nb.moments_nb, [_array(fn, x)], w, int(ddof), n_out=2)
 
 
 def macd(x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd:
@@ -693,8 +346,8 @@ def macd(x: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9) -> Macd
             f"macd fast ({f}) must be smaller than slow ({s}), e.g. fast=12, slow=26"
         )
     arr = _array("macd", x)
-    line = _run(_ema_nb, [arr], f, s)[0] - _run(_ema_nb, [arr], s, s)[0]
-    sig = _run(_ema_nb, [line], g, g)[0]
+    line = _run(nb.ema_nb, [arr], f, s)[0] - _run(nb.ema_nb, [arr], s, s)[0]
+    sig = _run(nb.ema_nb, [line], g, g)[0]
     return Macd(line, sig, line - sig)
 
 
@@ -718,7 +371,7 @@ def donchian(high: np.ndarray, low: np.ndarray, window: int = 20) -> Channel:
     w = _window("donchian", window)
     hi, lo = _arrays("donchian", high=high, low=low)
     return Channel(
-        _run(_rolling_extreme_nb, [hi], w, 1.0)[0], _run(_rolling_extreme_nb, [lo], w, -1.0)[0]
+        _run(nb.rolling_extreme_nb, [hi], w, 1.0)[0], _run(nb.rolling_extreme_nb, [lo], w, -1.0)[0]
     )
 
 
@@ -745,13 +398,13 @@ def vwap(price: np.ndarray, volume: np.ndarray, *, session_id: np.ndarray) -> np
             f"vwap session_id must be an integer array of shape ({p.shape[0]},), one id per bar, "
             f"e.g. barlab.engine.backtest.session_ids(bars.ts_ns); got {sid.dtype} {sid.shape}"
         )
-    return _run(_vwap_nb, [p, q], np.ascontiguousarray(sid, dtype=np.int64))[0]
+    return _run(nb.vwap_nb, [p, q], np.ascontiguousarray(sid, dtype=np.int64))[0]
 
 
 def ffill(x: np.ndarray) -> np.ndarray:
     """Each column's last present value (NaN before its first one): carries indicators over
     missing bars, so a comparison with the previous row compares with the previous bar."""
-    return _run(_ffill_nb, [_array("ffill", x)])[0]
+    return _run(nb.ffill_nb, [_array("ffill", x)])[0]
 
 
 def crossed_above(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
