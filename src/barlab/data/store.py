@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from barlab.atomic import fsync
 from barlab.bars import TIMEFRAMES
 from barlab.data.calendar import day_start_ns
 from barlab.data.schema import SCHEMA, SCHEMA_VERSION, validate
@@ -550,11 +551,7 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync(folder)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError | pa.ArrowException):
