@@ -36,6 +36,10 @@ def test_exits_from_the_config_and_the_ambiguous_count(home):
     assert out.returncode == 0, out.stderr
     assert "exited on a bar that reached both the stop and the target" in out.stdout
     assert "the optimistic fill policy decided them" in out.stdout
+    again = run(home, "run", "sma_crossover", *RANGE, "--symbols", "AAPL", "--no-report",
+                "--no-lookahead-check", "--json")  # fmt: skip
+    ambiguous = json.loads(again.stdout)["ambiguous"]
+    assert ambiguous["trades"] > 0 and ambiguous["pnl"] != 0.0
 
 
 def test_contradicting_exit_options_are_one_clear_line(home):

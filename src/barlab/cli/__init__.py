@@ -343,6 +343,7 @@ def run_json(result: Any, report: Path | None) -> dict[str, Any]:
         "lookahead": info.get("lookahead"),
         "final_equity": result.metrics.final_equity,
         "n_trades": result.metrics.n_trades,
+        "ambiguous": dict(zip(("trades", "pnl"), result.ambiguous, strict=True)),
         "metrics": _finite(result.metrics.to_dict()),
         "benchmark_metrics": _finite(result.benchmark_metrics.to_dict()),
         "attribution": None
