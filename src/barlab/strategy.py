@@ -93,10 +93,10 @@ class Signals:
                 raise StrategyError(
                     "Signals.trail_stop is a fraction of the price, e.g. 0.02 for 2 %, below 1"
                 )
-            given = ~np.isnan(self.trail_stop)
+            trailing = ~np.isnan(self.trail_stop)
             for name in ("limit_price", "stop_price"):
                 other = getattr(self, name)
-                if other is not None and np.any(given & ~np.isnan(other)):
+                if other is not None and np.any(trailing & ~np.isnan(other)):
                     raise StrategyError(
                         f"Signals.trail_stop and Signals.{name} are both given for the same "
                         "bar and symbol: a trailing stop order has no other price"

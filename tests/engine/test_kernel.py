@@ -207,7 +207,11 @@ def test_account_invariants(case):
     for row in filled.iter_rows(named=True):
         j, t = bars.symbols.index(row["symbol"]), row["fill_bar"]
         d = 1 if row["side"] == "buy" else -1
-        protected = row["kind"] in ("limit", "stop_limit")  # a limit takes no slippage
+        protected = row["kind"] in (
+            "limit",
+            "stop_limit",
+            "take_profit",
+        )  # a limit takes no slippage
         raw = row["price"] if protected else row["price"] / (1 + d * slip)
         impacted = (
             row["kind"] in ("market", "stop", "trailing_stop_order")

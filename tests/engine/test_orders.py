@@ -162,3 +162,23 @@ def test_bad_trailing_signals_are_refused():
     both = np.full(shape, 0.02)
     with pytest.raises(StrategyError, match="trailing stop order has no other price"):
         Signals(target=target, trail_stop=both, limit_price=np.full(shape, 10.0)).check(shape)
+
+
+def test_a_strategy_gives_trailing_stop_orders_through_backtest():
+    import barlab
+    from barlab.strategy import Strategy
+
+    class TrailIn(Strategy):
+        trail: float = 0.05
+
+        def signals(self, bars):
+            target = np.full(bars.close.shape, np.nan)
+            target[0] = 10.0
+            return Signals(target=target, size_type="shares",
+                           trail_stop=np.where(np.isnan(target), np.nan, self.trail))  # fmt: skip
+
+    rows = [(100, 100, 100, 100), (100, 100.5, 97, 98), (98, 101, 96, 97), (97, 101, 96.5, 100)]
+    result = barlab.backtest(TrailIn(), _bars(rows), slippage_bps=0.0)
+    order = result.orders.row(0, named=True)
+    assert (order["kind"], order["fill_bar"]) == ("trailing_stop_order", 3)
+    assert order["price"] == pytest.approx(96 * 1.05)

@@ -161,15 +161,24 @@ def resting_fill(side, o, h, lo, lim, stp):
     return (o, True, True) if o >= lim else (lim, h >= lim, True)
 
 
+def tick(price):
+    """Stop-loss and take-profit levels are prices a broker accepts: whole cents from $1 up,
+    hundredths of a cent below (NaN stays NaN)."""
+    if math.isnan(price):
+        return price
+    scale = 100.0 if price >= 1 else 10_000.0
+    return round(price * scale) / scale
+
+
 def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, gap_check,
                   atr=math.nan, sl_atr=math.inf, tp_atr=math.inf, trail_atr=math.inf):  # fmt: skip
     """(kind, price, ambiguous) of the exit that fills in this bar, or None."""
     long = pos > 0
     stops = []
     if sl < math.inf:
-        stops.append(("stop_loss", entry * (1 - sl) if long else entry * (1 + sl)))
+        stops.append(("stop_loss", tick(entry * (1 - sl) if long else entry * (1 + sl))))
     elif sl_atr < math.inf:
-        stops.append(("stop_loss", entry - sl_atr * atr if long else entry + sl_atr * atr))
+        stops.append(("stop_loss", tick(entry - sl_atr * atr if long else entry + sl_atr * atr)))
     if trail < math.inf:
         stops.append(("trailing_stop", best * (1 - trail) if long else best * (1 + trail)))
     elif trail_atr < math.inf:
@@ -179,9 +188,9 @@ def attached_exit(pos, o, h, lo, entry, best, sl, tp, trail, optimistic, gap_che
     stop = (max if long else min)(stops, key=lambda s: s[1]) if stops else None
     target = None
     if tp < math.inf:
-        target = entry * (1 + tp) if long else entry * (1 - tp)
+        target = tick(entry * (1 + tp) if long else entry * (1 - tp))
     elif tp_atr < math.inf and not math.isnan(atr):
-        target = entry + tp_atr * atr if long else entry - tp_atr * atr
+        target = tick(entry + tp_atr * atr if long else entry - tp_atr * atr)
 
     def beyond_stop(price):
         return stop is not None and (price <= stop[1] if long else price >= stop[1])
@@ -412,7 +421,7 @@ def simulate(
             kind, level, ambiguous = hit
             side = -1 if pos[j] > 0 else 1
             qty = abs(pos[j])
-            px = price_for(level, side)
+            px = level if kind == "take_profit" else price_for(level, side)  # a limit: no slip
             fee = fee_for(
                 qty,
                 px,

@@ -292,38 +292,70 @@ def simulate(
     ``account`` (``Account.of(bars, options)``) saves rebuilding the arguments each call."""
     n, m = bars.close.shape
     acct = Account.of(bars, options) if account is None else account
-    # every instruction makes at most one order and each entry at most one attached exit, but
-    # partial fills can make more: then the kernel says so and runs again with a bigger log
-    capacity = 2 * int(np.count_nonzero(~np.isnan(target))) + 1
+    args = kernel_inputs(
+        acct, target, size_type=size_type, limit_price=limit_price, stop_price=stop_price,
+        trail_stop=trail_stop, time_in_force=time_in_force,
+    )  # fmt: skip
+    capacity = log_capacity(target)
     equity = np.empty(n)
     cash = np.empty(n)
     positions = np.empty((n, m))
-    args = (
-        *acct.market,
-        target,
-        _prices(limit_price, target.shape),
-        _prices(stop_price, target.shape),
-        _prices(trail_stop, target.shape),
-        time_in_force == "day",
-        acct.sessions,
-        SIZE_TYPES.index(size_type),
-        *acct.rules,
-    )
     while True:
-        orders_i = np.zeros((capacity, 7), dtype=np.int64)
-        orders_f = np.zeros((capacity, 4))
-        trades_i = np.zeros((capacity + m, 6), dtype=np.int64)
-        trades_f = np.zeros((capacity + m, 7))
-        n_orders, n_trades = simulate_nb(
-            *args, equity, cash, positions, orders_i, orders_f, trades_i, trades_f
-        )
+        logs = empty_logs(capacity, m)
+        n_orders, n_trades = simulate_nb(*args, equity, cash, positions, *logs)
         if n_orders >= 0:
             break
         capacity *= 4
+    orders_i, orders_f, trades_i, trades_f = logs
     return Simulation(
         equity, cash, positions, orders_i[:n_orders], orders_f[:n_orders],
         trades_i[:n_trades], trades_f[:n_trades],
     )  # fmt: skip
+
+
+def kernel_inputs(
+    account: Account,
+    target: np.ndarray,
+    *,
+    size_type: str = "equal",
+    limit_price: np.ndarray | None = None,
+    stop_price: np.ndarray | None = None,
+    trail_stop: np.ndarray | None = None,
+    time_in_force: str = "gtc",
+) -> tuple:
+    """:func:`barlab.engine.kernel.simulate_nb`'s inputs, in its order (all but its outputs)."""
+    shape = target.shape
+    return (
+        *account.market,
+        target,
+        _prices(limit_price, shape),
+        _prices(stop_price, shape),
+        _prices(trail_stop, shape),
+        time_in_force == "day",
+        account.sessions,
+        SIZE_TYPES.index(size_type),
+        *account.rules,
+    )
+
+
+LOG_COLUMNS = ((7, np.int64), (4, np.float64), (6, np.int64), (7, np.float64))
+"""Columns and dtype of the kernel's logs: orders_i, orders_f, trades_i, trades_f."""
+
+
+def log_capacity(target: np.ndarray) -> int:
+    """Orders to make room for: every instruction makes at most one order and each entry at
+    most one attached exit, but partial fills can make more; then the kernel returns -1 and
+    runs again with a bigger log."""
+    return 2 * int(np.count_nonzero(~np.isnan(target))) + 1
+
+
+def empty_logs(capacity: int, n_symbols: int) -> tuple[np.ndarray, ...]:
+    """Zeroed order and trade logs for ``capacity`` orders (trades: ``capacity + n_symbols``,
+    the ones still open at the end included)."""
+    return tuple(
+        np.zeros((capacity + (n_symbols if k >= 2 else 0), width), dtype=dtype)
+        for k, (width, dtype) in enumerate(LOG_COLUMNS)
+    )
 
 
 _NAN_CELL = np.full((1, 1), np.nan)

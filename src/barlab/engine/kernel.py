@@ -37,7 +37,9 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
   fractions of the entry's reference price, or of the best price since entry for the trailing
   stop; or the ``*_atr`` multiples of the ATR at the entry's signal bar) are checked on every
   bar from the entry bar on, after the open's fills: a bar that gaps through a level fills at
-  its open, one that trades through it at the level (slippage applied). The reference price is
+  its open, one that trades through it at the level (stops slipped; a take-profit is a limit
+  order, never slipped). Stop-loss and take-profit levels are on the cent, as a broker takes
+  them. The reference price is
   the fill bar's open (that open is the entry, so it is not a gap), or with ``size_on_signal``
   the signal bar's close, which a live trader sends its bracket from (the fill bar's open may
   then already be beyond a level). When a bar's range holds both the stop and the target, the
@@ -56,6 +58,7 @@ from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact
 from barlab.engine.orders import (
     KIND_MARKET,
     KIND_STOP_LIMIT,
+    KIND_TAKE_PROFIT,
     KIND_TRAILING_ORDER,
     ORDER_CANCELLED,
     ORDER_EXPIRED,
@@ -485,7 +488,8 @@ def simulate_nb(
                     continue
                 side = -1 if pos[j] > 0.0 else 1
                 qty = abs(pos[j])
-                px = fill_price_nb(level, side, slippage_bps)
+                # a take-profit is a limit order: never slipped (its level or a better open)
+                px = level if kind == KIND_TAKE_PROFIT else fill_price_nb(level, side, slippage_bps)
                 fee = fee_nb(qty, px, rate, per_share, per_order, minimum, maximum)
                 if n_orders == orders_i.shape[0]:
                     return -1, n_trades

@@ -18,7 +18,7 @@ or -1 (sell); NaN means "no such price".
   the bars before it.
 - attached exits (stop-loss, take-profit, trailing stop; fractions of the entry's reference
   price or multiples of the ATR at the entry's signal bar): see :func:`exit_levels_nb` and
-  :func:`exit_fill_nb`.
+  :func:`exit_fill_nb`. Stops are slipped; a take-profit is a limit order, never slipped.
 """
 
 from __future__ import annotations
@@ -132,6 +132,14 @@ def order_px_nb(base, lim, stp, side, slippage_bps):
 
 
 @njit(cache=True)
+def tick_nb(price):
+    """``price`` on the tick a US broker accepts: whole cents at or above $1, 1/100 cent
+    below (dollars, e.g. 97.8824 -> 97.88; NaN stays NaN)."""
+    scale = 100.0 if price >= 1.0 else 10_000.0
+    return np.rint(price * scale) / scale
+
+
+@njit(cache=True)
 def exit_levels_nb(direction, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, trail_atr):
     """The levels of the exits attached to a position: ``(stop, stop_kind, target)``.
 
@@ -140,7 +148,9 @@ def exit_levels_nb(direction, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, tra
     since entry (highest high for a long) of the bars before this one; ``atr`` the ATR at the
     entry's signal bar. Distances are fractions (``sl``, ``tp``, ``trail``; of ``ref``, and of
     ``best`` for the trailing stop) or ATR multiples (``*_atr``); ``inf`` = off. Of a
-    stop-loss and a trailing stop the tighter one is the stop (a tie: the stop-loss).
+    stop-loss and a trailing stop the tighter one is the stop (a tie: the stop-loss). The
+    stop-loss and the take-profit are prices a broker accepts (:func:`tick_nb`), as a live
+    bracket order sends them; the trailing level moves with the market and is not rounded.
     ``stop_kind`` is 0 and ``stop`` NaN when there is no stop; ``target`` is NaN when there is
     none (also while the ATR is still unknown).
     """
@@ -148,9 +158,9 @@ def exit_levels_nb(direction, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, tra
     stop = np.nan
     kind = 0
     if sl < np.inf:
-        stop = ref * (1.0 - d * sl)
+        stop = tick_nb(ref * (1.0 - d * sl))
     elif sl_atr < np.inf:
-        stop = ref - d * sl_atr * atr
+        stop = tick_nb(ref - d * sl_atr * atr)
     if np.isfinite(stop):
         kind = KIND_STOP_LOSS
     level = np.nan
@@ -163,9 +173,9 @@ def exit_levels_nb(direction, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, tra
         kind = KIND_TRAILING_STOP
     target = np.nan
     if tp < np.inf:
-        target = ref * (1.0 + d * tp)
+        target = tick_nb(ref * (1.0 + d * tp))
     elif tp_atr < np.inf:
-        target = ref + d * tp_atr * atr
+        target = tick_nb(ref + d * tp_atr * atr)
     return stop, kind, target
 
 
