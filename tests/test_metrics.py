@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 import pytest
@@ -365,17 +364,6 @@ def test_metrics_from_dict_rejects_wrong_keys_and_is_frozen():
         _metrics(np.array([101.0])).sharpe = 1.0  # type: ignore[misc]
 
 
-def test_compute_metrics_is_fast_on_100k_bars():
-    rng = np.random.default_rng(0)
-    equity = 100_000 * np.cumprod(1 + rng.normal(0, 5e-4, 100_000))
-    mask = rng.random(100_000) < 0.4
-    pnl = rng.normal(5, 100, 2_000)
-    _metrics(equity, trade_pnl=pnl, position_mask=mask)  # warm-up
-    start = time.perf_counter()
-    _metrics(equity, trade_pnl=pnl, position_mask=mask, periods_per_year=98_280.0)
-    assert time.perf_counter() - start < 0.5
-
-
 # --- over time, turnover, slippage ----------------------------------------------------------
 
 
@@ -463,3 +451,110 @@ def test_percentiles_by_selection_equal_numpys_exactly(n, zeros, decimals, q, se
         v = np.round(v, decimals)
     for quantile in (q, 5.0, 95.0, 0.0, 100.0):
         assert percentile_nb(v, quantile) == np.percentile(v, quantile)
+
+
+# --- compute_metrics in one fused kernel: the same numbers as each function -------------------
+
+RETURN_STATS = {
+    "total_return": lambda r, ppy: m.total_return(r),
+    "cagr": lambda r, ppy: m.cagr(r, periods_per_year=ppy),
+    "annual_volatility": lambda r, ppy: m.annual_volatility(r, periods_per_year=ppy),
+    "sharpe": lambda r, ppy: m.sharpe(r, periods_per_year=ppy),
+    "sortino": lambda r, ppy: m.sortino(r, periods_per_year=ppy),
+    "calmar": lambda r, ppy: m.calmar(r, periods_per_year=ppy),
+    "max_drawdown": lambda r, ppy: m.max_drawdown(r),
+    "max_drawdown_duration": lambda r, ppy: m.max_drawdown_duration(r),
+    "omega": lambda r, ppy: m.omega(r, periods_per_year=ppy),
+    "tail_ratio": lambda r, ppy: m.tail_ratio(r),
+    "value_at_risk": lambda r, ppy: m.value_at_risk(r),
+    "stability": lambda r, ppy: m.stability(r),
+    "win_rate": lambda r, ppy: m.win_rate(r),
+    "profit_factor": lambda r, ppy: m.profit_factor(r),
+    "best_period": lambda r, ppy: m.best_period(r),
+    "worst_period": lambda r, ppy: m.worst_period(r),
+}
+
+
+def _bitwise(got: float, want: float) -> bool:
+    return got == want or (math.isnan(got) and math.isnan(want))
+
+
+def test_the_fused_row_has_every_metrics_field_in_order():
+    from barlab.metrics_nb import METRIC_FIELDS
+
+    names = tuple(f.name for f in dataclasses.fields(m.Metrics))
+    assert names == METRIC_FIELDS
+    trade_fields = ("n_trades", "trade_win_rate", "avg_trade", "expectancy")
+    other_fields = ("trade_profit_factor", "exposure", "fees", "final_equity")
+    assert (*RETURN_STATS, *trade_fields, *other_fields) == names
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.sampled_from([0, 1, 2, 3, 9, 500, 16_385, 40_000]),
+    flat=st.floats(0.0, 0.99),
+    scale=st.sampled_from([1e-4, 1e-3, 0.02, 0.2]),
+    decimals=st.sampled_from([None, 2, 4]),
+    ruin=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compute_metrics_equals_each_function_bit_for_bit(n, flat, scale, decimals, ruin, seed):
+    # the fused kernel restates each statistic's sums in their order: equal, not just close,
+    # on flat stretches (ties at 0), rounded equity (ties elsewhere), large moves (log1p by the
+    # C library), long series (percentiles by sampled brackets) and equity that reaches 0
+    rng = np.random.default_rng(seed)
+    r = np.where(rng.random(n) < flat, 0.0, rng.normal(0, scale, n))
+    equity = 100_000 * np.cumprod(1 + r)
+    if decimals is not None:
+        equity = np.round(equity, decimals)
+    if ruin and n > 4:
+        equity[n // 2 : n // 2 + 3] = 0.0  # returns -100 %, then NaN (0/0), then inf
+    pnl = np.round(rng.normal(0, 50, rng.integers(0, 40)), 2)
+    mask = rng.random(n) < 0.5
+    got = m.compute_metrics(
+        equity, periods_per_year=252.0, initial_cash=100_000.0, trade_pnl=pnl,
+        position_mask=mask, fees=12.5,
+    )  # fmt: skip
+    returns = m.returns_from_equity(equity, initial_cash=100_000.0)
+    for name, stat in RETURN_STATS.items():
+        assert _bitwise(getattr(got, name), stat(returns, 252.0)), name
+    trades = m.trade_stats(pnl)
+    assert got.n_trades == trades.count
+    assert _bitwise(got.trade_win_rate, trades.win_rate)
+    assert _bitwise(got.avg_trade, trades.avg_trade)
+    assert _bitwise(got.expectancy, trades.expectancy)
+    assert _bitwise(got.trade_profit_factor, trades.profit_factor)
+    assert _bitwise(got.exposure, m.exposure(mask))
+    assert got.fees == 12.5 and got.final_equity == (equity[-1] if n else 100_000.0)
+
+
+def test_percentile_brackets_from_a_misleading_sample_are_still_exact():
+    # every 9th return (the strided sample of 40,000) is a large gain: the sampled brackets
+    # miss both tails, and selection over all the returns takes over
+    rng = np.random.default_rng(7)
+    r = rng.normal(0, 1e-3, 40_000)
+    r[:: 40_000 // 4096] = 0.05 + rng.random(r[:: 40_000 // 4096].size) * 1e-3
+    equity = 100_000 * np.cumprod(1 + r)
+    got = _metrics(equity, initial_cash=100_000.0, position_mask=None)
+    returns = m.returns_from_equity(equity, initial_cash=100_000.0)
+    assert got.value_at_risk == np.percentile(returns, 5)
+    assert got.tail_ratio == abs(np.percentile(returns, 95)) / abs(np.percentile(returns, 5))
+
+
+def test_log1p_is_within_an_ulp_of_the_c_librarys():
+    from barlab.metrics_nb import log1p_into_nb
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([
+        rng.normal(0, 1e-3, 10_000), rng.uniform(-1 / 32, 1 / 32, 10_000),
+        rng.uniform(-0.99, 5.0, 1_000), [0.0, -0.0, 1e-300, -1e-300, 5e-324, 1 / 32, -1 / 32],
+        [-1.0, np.inf, np.nan, 1e300],
+    ])  # fmt: skip
+    got = np.empty_like(x)
+    log1p_into_nb(x, got)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.log1p(x)
+    special = ~np.isfinite(want)
+    assert np.array_equal(got[special], want[special], equal_nan=True)
+    ulps = np.abs(got[~special] - want[~special]) / np.spacing(np.abs(want[~special]))
+    assert ulps.max() <= 1.0

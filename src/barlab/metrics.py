@@ -496,17 +496,17 @@ def trade_stats(pnl: np.ndarray, *, holding_bars: np.ndarray | None = None) -> T
             count=0, win_rate=_NAN, avg_trade=_NAN, median_trade=_NAN, expectancy=_NAN,
             profit_factor=_NAN, best_trade=_NAN, worst_trade=_NAN, avg_holding_bars=hold,
         )  # fmt: skip
-    losers = p[p < 0]
-    avg = float(p.mean())
+    count, wins, total, profit, loss, losers, best, worst, _ = nb.trade_sums_nb(p)
+    avg = total / count
     return TradeStats(
-        count=int(p.size),
-        win_rate=float(np.count_nonzero(p > 0) / p.size),
+        count=count,
+        win_rate=wins / count,
         avg_trade=avg,
         median_trade=float(np.median(p)),
-        expectancy=_div(avg, abs(float(losers.mean())) if losers.size else 0.0),
-        profit_factor=_div(float(p[p > 0].sum()), abs(float(losers.sum()))),
-        best_trade=float(p.max()),
-        worst_trade=float(p.min()),
+        expectancy=_div(avg, abs(loss / losers) if losers else 0.0),
+        profit_factor=_div(profit, abs(loss)),
+        best_trade=best,
+        worst_trade=worst,
         avg_holding_bars=hold,
     )
 
@@ -517,13 +517,8 @@ def exposure(position_mask: np.ndarray) -> float:
     ``position_mask`` is a 1-D bool array, one entry per bar (e.g. ``positions != 0`` reduced
     over symbols with ``.any(axis=1)``). Empty: NaN.
     """
-    mask = np.asarray(position_mask)
-    if mask.ndim != 1 or mask.dtype != np.bool_:
-        raise ValueError(
-            f"position_mask must be a 1-D bool array, got {mask.dtype} with shape {mask.shape}; "
-            "pass (positions != 0).any(axis=1)"
-        )
-    return float(np.count_nonzero(mask) / mask.size) if mask.size else _NAN
+    count, n = _in_market(position_mask), np.size(position_mask)
+    return count / n if n else _NAN
 
 
 def turnover(traded_value: float, equity: np.ndarray, *, periods_per_year: float) -> float:
@@ -634,6 +629,10 @@ def compute_metrics(
 ) -> Metrics:
     """Compute every `Metrics` field for one run.
 
+    One fused kernel (:func:`barlab.metrics_nb.metrics_into_nb`, a few passes over the equity
+    curve) computes them all: the kernel a sweep runs for each combination, so a sweep's rows
+    are a backtest's metrics exactly. Each figure equals its function's here exactly too.
+
     Parameters
     ----------
     equity : float array (n_bars,)
@@ -658,8 +657,6 @@ def compute_metrics(
     """
     ppy = _check_periods_per_year(periods_per_year)
     eq = _as_1d(equity, "equity")
-    if not np.isfinite(eq).all():
-        raise ValueError("equity must be finite at every bar; found NaN or inf")
     if not (math.isfinite(initial_cash) and initial_cash > 0):
         raise ValueError(f"initial_cash must be a positive amount in USD, got {initial_cash!r}")
     if position_mask is not None and np.shape(position_mask) != eq.shape:
@@ -667,18 +664,41 @@ def compute_metrics(
             f"position_mask must have one entry per equity bar ({eq.size}), "
             f"got shape {np.shape(position_mask)}"
         )
-    summary = nb.summary_nb(eq, float(initial_cash), ppy, _omega_threshold(0.0, ppy))
-    returns = dict(zip(nb.SUMMARY_FIELDS, summary.tolist(), strict=True))
-    returns["max_drawdown_duration"] = int(returns["max_drawdown_duration"])
-    trades = trade_stats(trade_pnl)
-    return Metrics(
-        **returns,
-        n_trades=trades.count,
-        trade_win_rate=trades.win_rate,
-        avg_trade=trades.avg_trade,
-        expectancy=trades.expectancy,
-        trade_profit_factor=trades.profit_factor,
-        exposure=_NAN if position_mask is None else exposure(position_mask),
-        fees=float(fees),
-        final_equity=float(eq[-1]) if eq.size else float(initial_cash),
-    )
+    n_in_market = -1 if position_mask is None else _in_market(position_mask)
+    row = np.empty(len(nb.METRIC_FIELDS))
+    status = nb.metrics_into_nb(
+        eq, float(initial_cash), ppy, _omega_threshold(0.0, ppy), _as_1d(trade_pnl, "pnl"),
+        n_in_market, float(fees), np.empty((nb.SCRATCH_ROWS, eq.size)), row,
+    )  # fmt: skip
+    check_status(status)
+    return metrics_from_row(row)
+
+
+def check_status(status: int) -> None:
+    """Raise the ValueError :func:`barlab.metrics_nb.metrics_into_nb` reported, if any."""
+    if status == nb.BAD_EQUITY:
+        raise ValueError("equity must be finite at every bar; found NaN or inf")
+    if status == nb.BAD_PNL:
+        raise ValueError("pnl must be finite; a NaN or inf trade PnL points to an engine bug")
+
+
+_INT_FIELDS = frozenset(f.name for f in fields(Metrics) if f.type in (int, "int"))
+
+
+def metrics_from_row(row: np.ndarray) -> Metrics:
+    """A `Metrics` from a row in :data:`barlab.metrics_nb.METRIC_FIELDS` order."""
+    values = dict(zip(nb.METRIC_FIELDS, row.tolist(), strict=True))
+    for name in _INT_FIELDS:
+        values[name] = int(values[name])
+    return Metrics(**values)
+
+
+def _in_market(position_mask: np.ndarray) -> int:
+    """Bars with a position open, from a 1-D bool mask (validated as `exposure` does)."""
+    mask = np.asarray(position_mask)
+    if mask.ndim != 1 or mask.dtype != np.bool_:
+        raise ValueError(
+            f"position_mask must be a 1-D bool array, got {mask.dtype} with shape {mask.shape}; "
+            "pass (positions != 0).any(axis=1)"
+        )
+    return int(np.count_nonzero(mask))

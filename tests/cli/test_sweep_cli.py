@@ -84,3 +84,40 @@ def test_parse_values():
     for bad in ("", "1:2:0", "1:2:3:4", "a:b", "1,,2"):
         with pytest.raises(UsageError):
             parse_values("x", bad)
+
+
+def test_rerun_best_saves_the_best_combination_as_a_full_run(home):
+    out = run(
+        home, "sweep", "sma_crossover", "--param", "fast=5,10", "--param", "slow=20,30",
+        "--commission", "0.001", *RANGE, "--sort", "total_return", "--rerun-best",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sweep_dir = home / out.stdout.split("saved: ")[1].split()[0]
+    rerun_id = out.stdout.split("run id: ")[1].split()[0]
+    report = home / out.stdout.split("report: ")[1].split()[0]
+    assert "best by total_return run again in full" in out.stdout
+    assert report.is_file() and report.parent.name == rerun_id
+    # the sweep's saved info names the rerun; the rerun is the table's first row, in full
+    sweep_doc = json.loads((sweep_dir / "run.json").read_text())
+    assert sweep_doc["info"]["rerun_best"] == rerun_id
+    best = pl.read_parquet(sweep_dir / "sweep.parquet").sort("total_return", descending=True)
+    best = best.row(0, named=True)
+    run_doc = json.loads((report.parent / "run.json").read_text())
+    assert run_doc["info"]["params"] == {"fast": best["fast"], "slow": best["slow"],
+                                         "allow_short": False}  # fmt: skip
+    assert "lookahead" in run_doc["info"]  # checked as `backtest run` checks a run
+
+    js = run(
+        home, "sweep", "sma_crossover", "--param", "fast=5,10", "--param", "slow=20,30",
+        "--commission", "0.001", *RANGE, "--rerun-best", "--json",
+    )  # fmt: skip
+    assert js.returncode == 0, js.stderr
+    doc = json.loads(js.stdout)
+    rerun = doc["rerun_best"]
+    top = doc["top"][0]  # sorted by sharpe, the default
+    assert rerun["params"] == {"fast": top["fast"], "slow": top["slow"], "allow_short": False}
+    for name, value in rerun["metrics"].items():
+        assert top[name] == value, name
+    assert (home / rerun["report"]).is_file()
+    saved = json.loads((home / doc["path"] / "run.json").read_text())
+    assert saved["info"]["rerun_best"] == rerun["run_id"] != doc["run_id"]

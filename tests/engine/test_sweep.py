@@ -11,6 +11,8 @@ import pytest
 
 import barlab
 from barlab.engine import sweep as sweep_mod
+from barlab.engine.backtest import Account, BacktestOptions, to_target
+from barlab.engine.fused import RowRunner
 from barlab.engine.sweep import METRIC_NAMES, compile_where, plan, sweep
 from barlab.errors import ConfigError, StrategyError
 from barlab.indicators import sma
@@ -139,13 +141,37 @@ def test_rows_with_limit_orders_equal_a_full_backtest(bars):
             assert _same(row[name], getattr(full, name)), (params, name)
 
 
+class BreakoutBuyer(Strategy):
+    """Stop entry orders sized as weights: more of the kernel's inputs a sweep passes."""
+
+    name = "breakout_buyer"
+    window: int = 10
+    above: float = 0.002
+
+    def signals(self, bars):
+        avg = sma(bars.close, self.window)
+        target = np.where(bars.close > avg, 0.5, np.where(bars.close < avg, 0.0, np.nan))
+        stop = np.where(target == 0.5, bars.close * (1 + self.above), np.nan)
+        return Signals(target=target, stop_price=stop, size_type="weight")
+
+
+def test_rows_with_stop_orders_and_weights_equal_a_full_backtest(bars):
+    result = sweep(BreakoutBuyer, bars, window=[5, 20], above=[0.0005, 0.003], **OPTIONS)
+    assert result.table["n_trades"].min() > 0
+    for row in result.table.iter_rows(named=True):
+        params = {"window": row["window"], "above": row["above"]}
+        full = barlab.backtest(BreakoutBuyer(**params), bars, **OPTIONS).metrics
+        for name in METRIC_NAMES:
+            assert _same(row[name], getattr(full, name)), (params, name)
+
+
 def test_a_tight_memory_budget_gives_the_same_table(bars, monkeypatch):
     grid = {"fast": [3, 5, 8], "slow": [10, 20, 30]}
     whole = sweep(SMA, bars, n_jobs=2, **grid, **OPTIONS)
     # one combination in flight is 4 x 8 x 2,400 bytes (~0.07 MB): 0.1 MB fits one worker and
     # next to no room for shared indicators, which are then computed again
     assert sweep_mod.memory_plan(bars, 0.1, 2)[0] == 1
-    assert sweep_mod.memory_plan(bars, 512, 2) == (2, pytest.approx(512 - 2 * 0.0732, abs=1e-3))
+    assert sweep_mod.memory_plan(bars, 512, 2) == (2, pytest.approx(512 - 2 * 0.128, abs=1e-3))
     tiny = sweep(SMA, bars, n_jobs=2, max_memory_mb=0.1, **grid, **OPTIONS)
     assert tiny.n_jobs == 1
     assert tiny.table.equals(whole.table)
@@ -199,6 +225,10 @@ def test_saved_sweep(bars, tmp_path):
     assert info["grid"] == {"fast": [3, 5], "slow": [10, 20]}
     assert info["options"]["cash"] == 50_000 and info["n_run"] == 4
     assert info["data_version"] == bars.version
+    again = json.loads((result.save(tmp_path, extra={"rerun_best": "x"}) / "run.json").read_text())
+    assert again["info"] == {**info, "rerun_best": "x"}
+    with pytest.raises(ConfigError, match="n_run would replace"):
+        result.save(tmp_path, extra={"n_run": 0})
 
 
 def test_process_executor_gives_the_same_table(bars):
@@ -218,3 +248,38 @@ def test_an_option_named_like_a_parameter_goes_in_options(bars):
     assert result.table["total_return"][0] == expected.metrics.total_return
     with pytest.raises(ConfigError, match="given twice"):
         sweep(SMA, bars, fast=[3], slow=[10], cash=1e4, options={"cash": 2e4})
+
+
+def test_a_worker_reusing_its_arrays_gives_every_backtest_exactly(bars):
+    # many orders, few, many again: partial fills (5 % of a bar's volume) outgrow the log
+    # capacity simulate() starts with, the logs grow, and the rows one run wrote (trade rows
+    # accumulate) are cleared for the next
+    options = {**OPTIONS, "max_participation": 0.05}
+    opts = BacktestOptions.from_kwargs(**options)
+    runner = RowRunner(bars, opts, Account.of(bars, opts))
+    row = np.empty(len(METRIC_NAMES))
+    overflowed = False
+    for params in (
+        {"fast": 3, "slow": 10},
+        {"fast": 3, "slow": 10, "allow_short": True},
+        {"fast": 20, "slow": 40},
+        {"fast": 3, "slow": 10, "allow_short": True},
+        {"fast": 8, "slow": 30},
+    ):
+        strategy = SMA(**params)
+        signals = strategy.signals(bars)
+        row[:] = np.nan
+        runner.run(signals, row)
+        full = barlab.backtest(strategy, bars, **options)
+        expected = full.metrics.to_dict()
+        for k, name in enumerate(METRIC_NAMES):
+            assert _same(float(row[k]), expected[name]), (params, name)
+        instructions = np.count_nonzero(~np.isnan(to_target(signals, bars.close.shape)))
+        overflowed |= full.orders.height > 2 * instructions + 1
+    assert overflowed
+
+
+def test_metric_names_are_the_rows_columns():
+    from barlab import metrics_nb
+
+    assert METRIC_NAMES == metrics_nb.METRIC_FIELDS

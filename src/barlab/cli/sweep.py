@@ -17,6 +17,8 @@ examples:
       --from 2023-01-01 --to 2023-12-31
   backtest sweep sma_crossover --param fast=10,20 --param slow=50 --param allow_short=true,false \\
       --from 2023-03-01 --to 2023-03-31 --top 5 --json
+  backtest sweep sma_crossover --param fast=5:55 --param slow=20:220:10 --where "fast < slow" \\
+      --from 2023-01-01 --to 2023-12-31 --sort sortino --rerun-best   # + the best's full report
 
 A range is start:stop[:step], stop exclusive like Python's range() (floats allowed:
 0.5:2.0:0.5); a list is comma-separated (true,false). Every combination is a full backtest
@@ -66,6 +68,12 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     sw.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
     sw.add_argument("--sort", default="sharpe", metavar="METRIC", help="rank by (default sharpe)")
     sw.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (default 10)")
+    sw.add_argument(
+        "--rerun-best",
+        action="store_true",
+        help="then backtest the best combination (by --sort) in full, as `backtest run` does: "
+        "a saved run with its report; its run id goes in the sweep's run.json",
+    )
     sw.add_argument(
         "--max-memory", type=float, metavar="MB", help="budget for signal arrays (default 512)"
     )
@@ -194,7 +202,7 @@ def parse_grid(items: list[str], params: list[str], label: str) -> dict[str, lis
 
 def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
     import barlab
-    from barlab.cli import backtest_options, load_bars_for
+    from barlab.cli import backtest_options, load_bars_for, run_json
     from barlab.data.request import parse_date
     from barlab.engine.sweep import METRIC_NAMES, plan
 
@@ -217,7 +225,9 @@ def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
             strategy_cls, bars, where=args.where, max_memory_mb=args.max_memory,
             sort_by=args.sort, options=options, **workers_of(args), **grid,
         )  # fmt: skip
-    path = result.save(config.reports_dir, config=config.to_dict())
+    rerun, report = _rerun_best(result, args.sort, config) if args.rerun_best else (None, None)
+    extra = {} if rerun is None else {"rerun_best": rerun.run_id}
+    path = result.save(config.reports_dir, config=config.to_dict(), extra=extra)
     top = result.table.head(args.top)
     counts = {
         "n_grid": result.n_grid,
@@ -236,10 +246,28 @@ def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
             "elapsed_s": round(time.perf_counter() - started, 3), "top": rows,
             "synthetic": bars.synthetic,
         }  # fmt: skip
+        if rerun is not None:  # what `backtest run --json` prints for it
+            doc["rerun_best"] = run_json(rerun, report)
         print(json.dumps(doc, allow_nan=False, default=str))
         return 0
     print(_summary(result, top, args.sort, path))
+    if rerun is not None:
+        params = " ".join(f"{k}={v}" for k, v in rerun.info["params"].items())
+        print(f"best by {args.sort} run again in full ({params}):")
+        print(f"run id: {rerun.run_id}")
+        print(f"report: {report}")
     return 0
+
+
+def _rerun_best(result: Any, metric: str, config: Any) -> tuple[Any, Path]:
+    """The best combination by ``metric`` as `backtest run` makes a run: the backtest, its
+    look-ahead check, then saved with its report. Returns (saved Result, report path)."""
+    from barlab.cli.check import run_check
+
+    params = result.best(metric)
+    run = run_check(result.strategy_cls(**params), result.bars, result.rerun(params))
+    run = run.save(config.reports_dir, config=config.to_dict(), report=True)
+    return run, Path(config.reports_dir) / "runs" / run.run_id / "report.html"
 
 
 def _summary(result: Any, top: Any, sort: str, path: Path) -> str:

@@ -6,7 +6,9 @@ are kept (computed by :func:`barlab.metrics.compute_metrics` exactly as a Result
 them), so a row of the sweep equals ``backtest(strategy_cls(**params), bars, **options)``.
 
 Chunks of combinations are spread over worker threads (the kernels release the GIL); each
-worker holds one combination's arrays at a time, and indicator outputs are computed once per
+worker holds one combination's arrays at a time, in one set of arrays it reuses for every
+combination (:class:`barlab.engine.fused.RowRunner`: the kernel, then every statistic in one
+fused kernel, into the combination's row), and indicator outputs are computed once per
 distinct window and shared by all combinations (:class:`barlab.indicators.SharedResults`),
 all within ``max_memory_mb``. No equity curve and no (bars x combinations) array is kept.
 """
@@ -36,6 +38,7 @@ import polars as pl
 from barlab.atomic import publish_folder
 from barlab.bars import Bars
 from barlab.engine.backtest import Account, BacktestOptions, backtest, simulate, to_target
+from barlab.engine.fused import RowRunner
 from barlab.errors import ConfigError, StrategyError
 from barlab.indicators import SharedResults, shared_results
 from barlab.metrics import Metrics, compute_metrics
@@ -233,14 +236,15 @@ def _signals(strategy: Strategy, bars: Bars) -> Signals:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """What every chunk of one sweep shares: the strategy, the bars, the account and the
-    indicator outputs computed so far."""
+    """What every chunk of one sweep shares: the strategy, the bars, the account, the
+    indicator outputs computed so far, and the workers' arrays (one set per thread at work)."""
 
     strategy_cls: type[Strategy]
     bars: Bars
     options: BacktestOptions
     account: Account
     shared: SharedResults
+    idle: list[RowRunner] = field(default_factory=list)
 
     @classmethod
     def of(cls, strategy_cls, bars, options, shared_mb: float) -> _Job:
@@ -251,11 +255,16 @@ class _Job:
         """The chunk's metrics: one row per combination, one column per :data:`METRIC_NAMES`
         (a float64 matrix: 100,000 combinations take 19 MB, not a Python object each)."""
         out = np.empty((len(chunk), len(METRIC_NAMES)))
-        with shared_results(self.shared):
-            for k, combo in enumerate(chunk):
-                signals = _signals(self.strategy_cls(**combo), self.bars)
-                m = combo_metrics(self.bars, signals, self.options, account=self.account)
-                out[k] = [getattr(m, name) for name in METRIC_NAMES]
+        try:  # list.pop and append are atomic: each thread at work holds its own arrays
+            runner = self.idle.pop()
+        except IndexError:
+            runner = RowRunner(self.bars, self.options, self.account)
+        try:
+            with shared_results(self.shared):
+                for k, combo in enumerate(chunk):
+                    runner.run(_signals(self.strategy_cls(**combo), self.bars), out[k])
+        finally:
+            self.idle.append(runner)
         return out
 
 
@@ -330,8 +339,10 @@ def _one_thread_each():
 
 def working_set_mb(bars: Bars) -> float:
     """Memory one worker holds while it backtests one combination, MB: the target, positions
-    and the strategy's intermediate arrays (about four float64 arrays of bars x symbols)."""
-    return 4 * 8 * max(1, bars.close.size) / 2**20
+    and the strategy's intermediate arrays (about four float64 arrays of bars x symbols), and
+    its equity, cash and the statistics' scratch (six float64 arrays of bars)."""
+    n, m = bars.close.shape
+    return 8 * (4 * max(1, n * m) + 6 * n) / 2**20
 
 
 def memory_plan(bars: Bars, max_memory_mb: float, n_jobs: int) -> tuple[int, float]:
@@ -420,13 +431,26 @@ class SweepResult:
             "barlab_version": __version__,
         }
 
-    def save(self, reports_dir: str | os.PathLike[str], *, config: dict | None = None) -> Path:
-        """Save as ``reports_dir/runs/<run-id>/`` (``sweep.parquet`` + ``run.json``)."""
+    def save(
+        self,
+        reports_dir: str | os.PathLike[str],
+        *,
+        config: dict | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Save as ``reports_dir/runs/<run-id>/`` (``sweep.parquet`` + ``run.json``); ``extra``
+        adds keys to the saved info, e.g. ``{"rerun_best": "<run id>"}``."""
         from barlab.result import _new_run_id
 
         runs = Path(reports_dir) / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         info = self.info()
+        clash = set(extra or {}) & set(info)
+        if clash:
+            raise ConfigError(
+                f"extra info {', '.join(sorted(clash))} would replace the sweep's own"
+            )
+        info.update(extra or {})
         run_id = _new_run_id(runs, {**info, "strategy": f"{info['strategy']}-sweep"})
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=runs))
         try:
