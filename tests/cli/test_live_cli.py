@@ -27,6 +27,34 @@ def test_replay_prints_an_exact_parity_score_and_saves_the_report(home: Path):
         assert (runs[0] / name).stat().st_size > 0
 
 
+def test_replay_with_attached_exits_sends_brackets_on_the_cent(home: Path):
+    done = run(home, "live", "sma_crossover", "--replay", "--from", "2024-03-05", "--symbols",
+               "AAPL,MSFT", "--stop-loss", "0.002", "--take-profit", "0.003",
+               "--slippage-bps", "0")  # fmt: skip
+    exact = "parity score: 1.0000 (EXACT)" in done.stdout
+    assert done.returncode == (0 if exact else 1), done.stdout + done.stderr
+    assert exact or "attached exits go to the broker on the cent" in done.stdout
+    (folder,) = (home / "reports" / "runs").glob("*-replay-sma_crossover-*")
+    intents = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
+    brackets = [r for r in intents if r["kind"] == "intent" and r["order_class"] == "bracket"]
+    levels = [r[k] for r in brackets for k in ("stop_loss", "take_profit")]
+    assert levels and all(p == round(p, 2) for p in levels)
+    assert json.loads((folder / "parity.json").read_text())["options"]["stop_loss"] == 0.002
+
+
+def test_replay_says_why_orders_the_broker_refused_break_parity(home: Path):
+    # reversing at each cross with all the equity: the backtest shorts on its cash, the
+    # emulator's buying power (as Alpaca's) does not stretch that far
+    done = run(home, "live", "sma_crossover", "--replay", "--from", "2024-03-04", "--symbols",
+               "AAPL,MSFT,TSLA", "--param", "allow_short=true")  # fmt: skip
+    assert done.returncode == 1 and "NOT exact" in done.stdout
+    assert "the broker refused" in done.stdout and "--size-pct" in done.stdout
+    smaller = run(home, "live", "sma_crossover", "--replay", "--from", "2024-03-04",
+                  "--symbols", "AAPL,MSFT,TSLA", "--param", "allow_short=true",
+                  "--size-pct", "0.5")  # fmt: skip
+    assert smaller.returncode == 0 and "(EXACT)" in smaller.stdout
+
+
 def test_unknown_strategy_is_a_usage_error(home: Path):
     done = run(home, "live", "sma_crosover", "--replay", "--from", "2024-03-04")
     assert done.returncode == 2

@@ -1,6 +1,7 @@
 """A bridge process for the restart test: ``python -m tests.live.bridge_proc URL JOURNAL
-SYMBOLS`` runs sma_crossover against the emulator at URL (keys from APCA_API_KEY_ID and
-APCA_API_SECRET_KEY) until SIGTERM."""
+SYMBOLS [short]`` runs sma_crossover (with ``short``: allow_short, reversing at every cross)
+against the emulator at URL (keys from APCA_API_KEY_ID and APCA_API_SECRET_KEY) until
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from barlab.strategies.sma_crossover import SmaCrossover
 
 def main(argv: list[str]) -> int:
     url, journal, symbols = argv[0], argv[1], tuple(argv[2].split(","))
+    strategy = SmaCrossover(allow_short=argv[3:] == ["short"])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     endpoints = Endpoints(
@@ -25,9 +27,12 @@ def main(argv: list[str]) -> int:
         key_id=os.environ["APCA_API_KEY_ID"], secret_key=os.environ["APCA_API_SECRET_KEY"],
         requests_per_minute=600_000.0,
     )  # fmt: skip
-    options = bridge_options(replay_options(BacktestOptions()))
+    # short: half the equity at most, as the kernel counts short-sale proceeds as cash to
+    # buy with, which the broker's buying power does not
+    sized = {"size_pct": 0.5} if argv[3:] == ["short"] else {}
+    options = bridge_options(replay_options(BacktestOptions.from_kwargs(**sized)))
     run_session(
-        SmaCrossover(), endpoints=endpoints, symbols=symbols, timeframe="1m",
+        strategy, endpoints=endpoints, symbols=symbols, timeframe="1m",
         config=BridgeConfig(options=options, window_bars=200), journal_path=journal, stop=stop,
         options=SessionOptions(grace_s=None, source="demo", reconnect_base_s=0.05),
     )  # fmt: skip

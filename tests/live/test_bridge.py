@@ -188,8 +188,12 @@ def test_daily_loss_kill_switch_cancels_flattens_and_halts(week: Bars, tmp_path:
 def test_bridge_options_refuse_what_the_bridge_does_not_run():
     from barlab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="stop_loss"):
-        bridge_options(BacktestOptions(stop_loss=0.02))
+    for name in ("trailing_stop", "trailing_stop_atr"):
+        with pytest.raises(ConfigError, match=f"cannot attach {name}.*Signals.trail_stop"):
+            bridge_options(BacktestOptions(**{name: 0.02}))
+    with pytest.raises(ConfigError, match="fill_policy='pessimistic'"):
+        bridge_options(BacktestOptions(stop_loss=0.02, fill_policy="optimistic"))
+    assert bridge_options(BacktestOptions(stop_loss=0.02, take_profit_atr=3.0)).stop_loss == 0.02
     opts = bridge_options(BacktestOptions.from_kwargs(daily_loss_limit=100.0))
     assert opts.size_on == "signal" and opts.risk.daily_loss_flatten
     with pytest.raises(ConfigError, match="bridge_options"):

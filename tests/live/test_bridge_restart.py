@@ -1,5 +1,6 @@
-"""The bridge process killed (SIGKILL) mid-day, while it sends an order, and started again: no
-order placed twice, positions reconciled, the journal consistent, parity still exact."""
+"""The bridge process killed (SIGKILL) mid-day, while it sends an order (or between the two
+halves of a flip), and started again: no order placed twice, only the missing half of a flip
+sent, positions reconciled, the journal consistent, parity still exact."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from tests.live.test_bridge import config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(url: str, journal: Path, symbols: str) -> subprocess.Popen:
+def start(url: str, journal: Path, symbols: str, *extra: str) -> subprocess.Popen:
     """The bridge in its own process; its stderr goes to ``journal``.stderr."""
     env = {**os.environ, "APCA_API_KEY_ID": KEY_ID, "APCA_API_SECRET_KEY": SECRET}
     with open(journal.with_suffix(".stderr"), "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.live.bridge_proc", url, str(journal), symbols],
+            [sys.executable, "-m", "tests.live.bridge_proc", url, str(journal), symbols, *extra],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
 
@@ -46,7 +47,7 @@ def kill_while_sending(server, journal: Path, proc: subprocess.Popen, kind: byte
     ex = server.exchange
     while True:
         offset = size(journal)
-        row = server.advance()
+        row = server.advance()  # a deferred opening half (a flip) then fills a bar later
         ts = int(ex.bars.ts_ns[row])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -62,17 +63,20 @@ def kill_while_sending(server, journal: Path, proc: subprocess.Popen, kind: byte
             raise TimeoutError(f"the bridge did not act on bar {ts}")
 
 
-@pytest.mark.parametrize("kill_on", [b"intent", b"submit"])
-def test_killed_mid_day_and_restarted(tmp_path: Path, kill_on: bytes):
+@pytest.mark.parametrize(
+    ("kill_on", "short"), [(b"intent", False), (b"submit", False), (b"deferred", True)]
+)
+def test_killed_mid_day_and_restarted(tmp_path: Path, kill_on: bytes, short: bool):
     bars = load_bars(
         ["AAPL", "MSFT", "TSLA"], dt.date(2024, 3, 5), dt.date(2024, 3, 6), timeframe="1m",
         source="demo", data_dir=tmp_path / "data",
     )  # fmt: skip
-    cfg = config()
+    cfg = config(size_pct=0.5) if short else config()  # as bridge_proc runs it
     journal = tmp_path / "journal.jsonl"
     server = make_server(bars, cfg.options, key_id=KEY_ID, secret_key=SECRET)
     with server:
-        first = start(server.url, journal, ",".join(bars.symbols))
+        extra = ("short",) if short else ()
+        first = start(server.url, journal, ",".join(bars.symbols), *extra)
         try:
             wait_for(journal, "ready", timeout_s=60, alive=lambda: first.poll() is None)
             drive(server, journal, bars=250)
@@ -80,7 +84,7 @@ def test_killed_mid_day_and_restarted(tmp_path: Path, kill_on: bytes):
         finally:
             if first.poll() is None:
                 first.kill()
-        second = start(server.url, journal, ",".join(bars.symbols))
+        second = start(server.url, journal, ",".join(bars.symbols), *extra)
         try:
             offset = size(journal)
             wait_for(journal, "ready", offset=offset, timeout_s=60,
@@ -100,9 +104,12 @@ def test_killed_mid_day_and_restarted(tmp_path: Path, kill_on: bytes):
         orders = list(server.exchange.orders.values())
 
     records = list(read_journal(journal))
-    # no order placed twice: one order per symbol and bar at the broker, one accepted submit
-    # per client order id in the journal
-    assert max(Counter((o.symbol, o.created_ns) for o in orders).values()) == 1
+    # no order placed twice: one order per symbol and bar at the broker (and one opening half
+    # of a flip, sent at the next bar's open), one accepted submit per client order id
+    opening = {r["client_order_id"] for r in records if r["kind"] == "deferred"}
+    assert len(opening) >= (5 if short else 0)
+    placed = Counter((o.symbol, o.created_ns, o.client_order_id in opening) for o in orders)
+    assert max(placed.values()) == 1
     accepted = Counter(r["client_order_id"] for r in records
                        if r["kind"] == "submit" and r.get("order_id"))  # fmt: skip
     assert max(accepted.values()) == 1 and len(accepted) == len(orders)
@@ -111,10 +118,17 @@ def test_killed_mid_day_and_restarted(tmp_path: Path, kill_on: bytes):
     assert [r["ts_ns"] for r in records if r["kind"] == "bar"] == bars.ts_ns.tolist()
     starts = [r for r in records if r["kind"] == "start"]
     assert [s["resumed"] for s in starts] == [False, True]
+    if short:  # killed between a flip's halves: the second process sent the opening half
+        (half,) = {r["client_order_id"] for r in records
+                   if r["kind"] == "deferred" and r["bar_ts_ns"] == killed_at}  # fmt: skip
+        second_start = records.index(starts[1])
+        sent = [i for i, r in enumerate(records)
+                if r["kind"] == "intent" and r["client_order_id"] == half]  # fmt: skip
+        assert len(sent) == 1 and sent[0] > second_start
     assert sum(r["kind"] == "reconcile" for r in records) >= 2
     # and the whole run is still the backtest, order by order
     report = compare(
-        backtest_orders(SmaCrossover(), bars, cfg.options), live,
+        backtest_orders(SmaCrossover(allow_short=short), bars, cfg.options), live,
         bridge_positions={s: float(held.get(s, 0.0)) for s in bars.symbols},
     )  # fmt: skip
-    assert report.exact, report.summary()
+    assert report.exact, (report.summary(), report.missed, report.mismatched[:3])

@@ -78,9 +78,20 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "--metrics-host", default="127.0.0.1", metavar="HOST",
         help="address of the metrics port (default 127.0.0.1; 0.0.0.0 in a container)",
     )  # fmt: skip
+    for flag, what in (
+        ("--stop-loss", "a fraction below a long's entry (above a short's), e.g. 0.02"),
+        ("--take-profit", "a fraction above a long's entry (below a short's), e.g. 0.05"),
+        ("--stop-loss-atr", "the stop-loss as a multiple of the ATR, e.g. 2"),
+        ("--take-profit-atr", "the take-profit as a multiple of the ATR, e.g. 3"),
+    ):  # fmt: skip
+        live.add_argument(
+            flag, type=float, metavar="X",
+            help=f"attach an exit to every entry, sent as a bracket (or OTO) leg: {what}",
+        )  # fmt: skip
+    live.add_argument("--atr-window", type=int, metavar="BARS", help="bars in the ATR, e.g. 14")
     live.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     live.set_defaults(
-        func=cmd_live, stop_loss=None, take_profit=None, trailing_stop=None, fill_policy=None,
+        func=cmd_live, trailing_stop=None, trailing_stop_atr=None, fill_policy=None,
         commission=None, fractional=None,
     )  # fmt: skip
 
@@ -113,6 +124,7 @@ def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, 
     from barlab.cli import load_bars_for
     from barlab.data.request import parse_date
     from barlab.live.bridge import BridgeConfig
+    from barlab.live.exits import has_exits
     from barlab.live.parity import save
     from barlab.live.replay import replay, replay_options
 
@@ -145,6 +157,20 @@ def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, 
             "differs on a rolling window: try --window with the run's length. Orders refused "
             "by the broker are journalled (journal.jsonl, kind submit)."
         )
+        refused = result.stats.get("errors", 0)
+        if refused:
+            print(
+                f"note:   the broker refused {refused} orders: the backtest sizes on its cash "
+                "(short-sale proceeds included, resting orders not reserved), the broker on "
+                "its buying power; try a smaller --size-pct, e.g. 0.5."
+            )
+        if has_exits(options):
+            print(
+                "note:   attached exits go to the broker on the cent (Alpaca refuses sub-penny "
+                "prices) and a take-profit leg, a limit order, is never slipped: a backtest "
+                "whose exit levels are off the cent, or that slips take-profit fills "
+                "(--slippage-bps above 0), differs at those fills."
+            )
     print(f"run: {folder}")
     return 0 if result.report.exact else 1
 

@@ -137,12 +137,18 @@ async def _serve(exchange: Any, args: argparse.Namespace) -> int:
 
 
 async def _tick(exchange: Any, interval_s: float, stop: asyncio.Event) -> None:
-    """Close one bar every ``interval_s`` seconds until the bars run out (then keep serving)."""
+    """Close one bar every ``interval_s`` seconds until the bars run out (then keep serving).
+    A bar opens a fifth of the interval (at most a second) before it closes: an order sent in
+    between, e.g. the opening half of a flip sent on its closing half's fill, fills at that
+    open."""
+    at_open = min(0.2 * interval_s, 1.0)
     while not stop.is_set():
-        await asyncio.sleep(interval_s)
-        if exchange.advance() is None:
+        await asyncio.sleep(interval_s - at_open)
+        if exchange.open_bar() is None:
             print("replay finished: the last bar has closed; still serving", flush=True)
             return
+        await asyncio.sleep(at_open)
+        exchange.close_bar()
 
 
 def _step_on_line(exchange: Any, loop: asyncio.AbstractEventLoop) -> None:

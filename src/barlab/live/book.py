@@ -88,11 +88,13 @@ def held(ex: PaperExchange, col: int, side: int | None = None) -> float:
     position, i.e. sells for a long); the Position's ``qty_available`` is qty less this."""
     if side is None:
         side = -1 if ex.portfolio.qty(col) >= 0 else 1
-    return sum(
-        o.remaining
-        for o in ex.orders.values()
-        if o.is_open and o.col == col and o.side == side and o.qty is not None
-    )
+    total, counted = 0.0, set()
+    for o in ex.orders.values():
+        mine = o.is_open and o.col == col and o.side == side and o.qty is not None
+        if mine and not counted.intersection(o.oco):  # an OCO pair holds its shares once
+            total += o.remaining
+            counted.add(o.id)
+    return total
 
 
 def exposure_qty(ex: PaperExchange, col: int, side: int, qty: float) -> float:
@@ -259,7 +261,7 @@ def select(orders: list[PaperOrder], **query: Any) -> list[PaperOrder]:
     status = query.get("status") or "open"
     if status not in ("open", "closed", "all"):
         raise ExchangeRejection(422, 40010001, f"invalid status: {status!r}")
-    out = [o for o in orders if status == "all" or o.is_open == (status == "open")]
+    out = [o for o in orders if status == "all" or o.is_live == (status == "open")]
     if query.get("symbols"):
         wanted = set(str(query["symbols"]).split(","))
         out = [o for o in out if o.symbol in wanted]

@@ -2,9 +2,12 @@
 
 On each closed bar time the bridge extends its rolling window (:mod:`barlab.live.window`),
 calls ``strategy.signals(window)``, takes the last row, sizes and limits it by the engine's
-rules (:mod:`barlab.live.orders`) on the account the broker reports, and sends market orders
-with deterministic client order ids; everything it sees and does goes to an append-only
-journal (:mod:`barlab.live.journal`). No strategy logic lives here.
+rules (:mod:`barlab.live.orders`) on the account the broker reports, and sends its orders
+(market, limit, stop, stop_limit, trailing_stop; entries with their attached exits as bracket
+or OTO orders; flips as a closing then an opening order) with deterministic client order ids
+through its order desk (:mod:`barlab.live.desk`), which also cancels what a newer instruction
+replaces; everything it sees and does goes to an append-only journal
+(:mod:`barlab.live.journal`). No strategy logic lives here.
 
 The rules it shares with the backtest (``size_on="signal"``, see
 :func:`bridge_options`): an instruction decided at bar t's close is sized on the equity
@@ -15,7 +18,10 @@ cancels every open order, closes every position at the next open and refuses any
 adds exposure for the rest of the session (the backtest's ``daily_loss_flatten``).
 
 Restarts: a bar time with a ``bar`` record was fully handled and is never redone; an intent
-whose client order id the journal or the broker already knows is never sent again.
+whose client order id the journal or the broker already knows is never sent again. Bars that
+closed after the journal's last bar while the bridge was down are stepped through the
+strategy's entry/exit state (:meth:`LiveBridge.process` with ``trade=False``) without sending
+orders for them, so the state is the uninterrupted run's at the next live bar.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ from barlab.errors import (
     BrokerRateLimitError,
     BrokerUnavailableError,
     ConfigError,
-    DuplicateOrderError,
 )
+from barlab.live.desk import OrderDesk
+from barlab.live.exits import RunningAtr, check_live_exits
 from barlab.live.journal import Journal, JournalState
 from barlab.live.marketdata import Bar
-from barlab.live.orders import AccountView, OrderIntent, Planner, last_row
+from barlab.live.orders import AccountView, OrderIntent, Planner, Row, last_row
 from barlab.live.window import BarAssembler, BarWindow, SessionClock
 from barlab.strategy import Strategy
 
@@ -51,14 +58,10 @@ ACCOUNT_ATTEMPTS = 12
 
 def bridge_options(options: BacktestOptions) -> BacktestOptions:
     """The options the bridge and its parity backtest share: sized on the signal bar's close,
-    and a daily loss limit that flattens (the kill switch). Attached exits (stop-loss, take
-    profit, trailing stop) and volume participation are not run live yet: a ConfigError."""
-    for name in ("stop_loss", "take_profit", "trailing_stop"):
-        if getattr(options, name) is not None:
-            raise ConfigError(
-                f"the live bridge does not run attached exits yet; unset {name} "
-                f"(the backtest option or --{name.replace('_', '-')})"
-            )
+    and a daily loss limit that flattens (the kill switch). Stop-loss and take-profit exits
+    (fractions or ATR multiples) go out as bracket legs; a trailing exit, the optimistic fill
+    policy and volume participation cannot be run live as backtested: a ConfigError."""
+    check_live_exits(options)
     if options.costs.max_participation is not None:
         raise ConfigError("the live bridge sends whole orders; unset max_participation")
     risk = dataclasses.replace(options.risk, daily_loss_flatten=True)
@@ -78,7 +81,9 @@ class BridgeConfig:
     dry_run : bool
         Journal and log the orders it would send; send none, cancel none.
     time_in_force : str
-        Of every order: ``"day"`` (an order sent after the close works the next session).
+        Of market orders: ``"day"`` (an order sent after the close works the next session).
+        Limit, stop and trailing stop orders take the strategy's ``Signals.time_in_force``;
+        entries with attached exits go out ``gtc``, as the exits outlive a session.
     regular_hours_only : bool
         Bars outside regular NYSE sessions (pre-market, after hours) are ignored, as a
         backtest over regular-hours bars never sees them.
@@ -144,7 +149,7 @@ class LiveBridge:
         self.clock = SessionClock(timeframe)
         self.planner = Planner(
             strategy=strategy.label(), params=strategy.get_params(), symbols=self.symbols,
-            options=config.options,
+            options=config.options, market_tif=config.time_in_force,
         )  # fmt: skip
         self.signal_state = np.zeros(len(self.symbols), dtype=np.int64)
         self.session = -1
@@ -152,17 +157,35 @@ class LiveBridge:
         self.stopped = False
         self.peak = -math.inf
         self.done: set[int] = set()
-        self.known: set[str] = set()
-        self.stats = {"bars": 0, "orders": 0, "refused": 0, "errors": 0, "skipped": 0}
+        self.resumed_at: int | None = None
+        """The journal's last bar time on a restart: later bars missed are stepped through."""
+        self.stats = {"bars": 0, "orders": 0, "refused": 0, "errors": 0, "skipped": 0,
+                      "missed": 0}  # fmt: skip
+        self.desk = OrderDesk(
+            broker, journal, dry_run=config.dry_run, stats=self.stats, metrics=metrics
+        )
+        exits = self.planner.exits
+        self.atr = (
+            RunningAtr(len(self.symbols), exits.atr_window)
+            if exits is not None and exits.needs_atr
+            else None
+        )
+        """The ATR of ATR exits, over every bar the bridge saw."""
+
+    @property
+    def known(self) -> set[str]:
+        """Client order ids the broker has: never sent again."""
+        return self.desk.known
 
     # -- start ---------------------------------------------------------------------------------
     def resume(self, state: JournalState) -> None:
         """Take up where an earlier run's journal stopped: bars done, intents decided, the
         signal state and halt flags of its last bar."""
         self.done = set(state.bars)
-        self.known = set(state.submitted)
+        self.desk.restore(state)
         last = state.last_bar
         if last is not None:
+            self.resumed_at = int(last["ts_ns"])
             self.signal_state = np.array(last["signal_state"], dtype=np.int64)
             self.session = int(last["session"])
             self.halted, self.stopped = bool(last["halted"]), bool(last["stopped"])
@@ -179,10 +202,17 @@ class LiveBridge:
                 order = self.broker.get_order_by_client_id(coid)
             except BrokerError:
                 continue
+            if order.order_class in ("bracket", "oto"):  # its legs come with nested=true
+                order = self.broker.get_order(order.id, nested=True)
             self.known.add(coid)
+            intent = state.intents[coid]
+            self.desk.working[intent["symbol"]] = (order.id, int(intent["bar_ts_ns"]))
+            legs = [leg.id for leg in order.legs or ()]
+            if legs:
+                self.desk.legs[intent["symbol"]] = legs
             self.journal.append(
                 "submit", client_order_id=coid, order_id=order.id, status=order.status,
-                found_on="reconcile",
+                found_on="reconcile", legs=legs,
             )  # fmt: skip
 
     def reconcile(self) -> dict[str, Any]:
@@ -227,9 +257,27 @@ class LiveBridge:
         if self.config.regular_hours_only and not self.clock.regular(ts):
             return
         self.window.push(ts, bars)
-        if not trade or ts in self.done:
+        if self.atr is not None:
+            _, high, low, close, _ = self.window.last_row
+            self.atr.update(high, low, close)
+        if ts in self.done:
             return
-        self._act(ts)
+        if trade:
+            self._act(ts)
+        elif self.resumed_at is not None and ts > self.resumed_at:
+            self._step_missed(ts)
+
+    def _step_missed(self, ts: int) -> None:
+        """A bar that closed while the bridge was down: the strategy's state steps through it;
+        no order is sent for it (its time is past)."""
+        self._last_row()
+        self.journal.append(
+            "bar", ts_ns=ts, missed=True, equity=None, positions=None,
+            signal_state=self.signal_state.tolist(), halted=self.halted, stopped=self.stopped,
+            peak=self.peak, session=self.session,
+        )  # fmt: skip
+        self.done.add(ts)
+        self.stats["missed"] += 1
 
     def _account(self) -> tuple[Any, dict[str, float]]:
         """The broker's account and positions; a rate limit or an outage is waited out (with
@@ -248,6 +296,11 @@ class LiveBridge:
         raise AssertionError("unreachable")
 
     def _act(self, ts: int) -> None:
+        with self.desk.lock:
+            self.desk.settle()
+            self._act_locked(ts)
+
+    def _act_locked(self, ts: int) -> None:
         account, held = self._account()
         positions = np.array([float(held.get(s, 0.0)) for s in self.symbols])
         session = int(session_ids(np.array([ts], dtype=np.int64))[0])
@@ -272,14 +325,15 @@ class LiveBridge:
         view = dataclasses.replace(view, halted=halted, stopped=self.stopped)
         if self.metrics is not None:
             self._report(equity, start, held)
-        row, size_type = self._last_row()
+        row, atr = self._last_row()
         intents: list[OrderIntent] = []
         if kill:
             intents += self._kill_switch(ts, view, equity, start)
-            row[positions != 0.0] = np.nan  # those close at the next open
-        intents += self.planner.plan(row, view, bar_ts_ns=ts, size_type=size_type)
-        for intent in intents:
-            self._send(intent)
+            row.target[positions != 0.0] = np.nan  # those close at the next open
+        instructed = [s for s, tg in zip(self.symbols, row.target, strict=True) if not np.isnan(tg)]
+        self.desk.replace(instructed, ts)
+        intents += self.planner.plan(row, view, bar_ts_ns=ts, atr=atr)
+        self.desk.send_all(intents, dict(zip(self.symbols, positions.tolist(), strict=True)))
         self.journal.append(
             "bar", ts_ns=ts, equity=equity, session_start_equity=start,
             positions=positions.tolist(), signal_state=self.signal_state.tolist(),
@@ -295,13 +349,14 @@ class LiveBridge:
         m.set_positions({s: q for s, q in held.items() if s in self.symbols})
         m.set_halted(self.halted or self.stopped)
 
-    def _last_row(self) -> tuple[np.ndarray, str]:
-        """The strategy's instruction row for the window's last bar, and its size type."""
+    def _last_row(self) -> tuple[Row, np.ndarray | None]:
+        """The strategy's instructions for the window's last bar (stepping the entry/exit
+        state), and the ATR there when exits need it."""
         window = self.window.bars()
-        row, size_type, self.signal_state = last_row(
+        row, self.signal_state = last_row(
             self.strategy, self.strategy.signals(window), window.close.shape, self.signal_state
         )
-        return row, size_type
+        return row, None if self.atr is None else self.atr.value.copy()
 
     # -- orders --------------------------------------------------------------------------------
     def _kill_switch(
@@ -321,50 +376,8 @@ class LiveBridge:
             except BrokerError as e:
                 log.error("kill switch: cancelling all orders failed: %s", e)
                 self.journal.append("error", where="cancel_all_orders", error=str(e))
+        self.desk.forget()
         return self.planner.flatten(view, bar_ts_ns=ts)
-
-    def _send(self, intent: OrderIntent) -> None:
-        coid = intent.client_order_id
-        if intent.qty <= 0.0:
-            self.stats["refused"] += 1
-            self.journal.append("refused", **intent.to_json())
-            log.info("bridge: %s %s refused (%s)", intent.side, intent.symbol, intent.reason)
-            return
-        if coid in self.known:
-            self.stats["skipped"] += 1
-            log.info("bridge: order %s already sent; not sending it again", coid)
-            return
-        if self.config.dry_run:
-            self.journal.append("dry_run", **intent.to_json())
-            log.info("DRY RUN: would %s %g %s at market (%s)", intent.side, intent.qty,
-                     intent.symbol, coid)  # fmt: skip
-            return
-        self.journal.append("intent", **intent.to_json())
-        sent = time.monotonic()
-        try:
-            order = self.broker.submit_order(
-                intent.symbol, intent.qty, side=intent.side, type=intent.type,
-                time_in_force=self.config.time_in_force, client_order_id=coid,
-            )  # fmt: skip
-        except DuplicateOrderError:
-            self.known.add(coid)
-            self.journal.append("submit", client_order_id=coid, status="duplicate")
-            return
-        except BrokerError as e:  # refused or unreachable: journalled, never fatal
-            self.stats["errors"] += 1
-            log.warning("bridge: order %s %s %g refused: %s", intent.symbol, intent.side,
-                        intent.qty, e)  # fmt: skip
-            self.journal.append(
-                "submit", client_order_id=coid, error=str(e), status=getattr(e, "status", None)
-            )
-            if self.metrics is not None:
-                self.metrics.order_submitted(time.monotonic() - sent, "rejected")
-            return
-        self.known.add(coid)
-        self.stats["orders"] += 1
-        if self.metrics is not None:
-            self.metrics.order_submitted(time.monotonic() - sent, order.status)
-        self.journal.append("submit", client_order_id=coid, order_id=order.id, status=order.status)
 
     def on_trade_update(self, update: Any) -> None:
         """A trade_updates event: fills are journalled with price, qty and position."""
@@ -380,5 +393,6 @@ class LiveBridge:
         }  # fmt: skip
         kind = "fill" if update.event in ("fill", "partial_fill") else "update"
         self.journal.append(kind, **record)
+        self.desk.on_update(update.event, update.client_order_id, update.order_id)
         if self.metrics is not None and update.event != "new":
             self.metrics.order_status(str(order.get("status") or update.event))

@@ -126,6 +126,9 @@ class AlpacaBroker:
         trail_percent: float | None = None,
         client_order_id: str | None = None,
         extended_hours: bool = False,
+        order_class: str | None = None,
+        take_profit: float | None = None,
+        stop_loss: float | None = None,
     ) -> Order:
         """Place an order; returns it as accepted (``new``/``accepted``), usually not filled.
 
@@ -133,7 +136,9 @@ class AlpacaBroker:
         stop, stop_limit or trailing_stop (with ``trail_price`` dollars or ``trail_percent``,
         e.g. 2.5); ``time_in_force`` day, gtc, opg, cls, ioc or fok. ``client_order_id``
         (<= 128 characters; a UUID when omitted) makes the submit safe to repeat: an order that
-        landed is never placed twice.
+        landed is never placed twice. ``order_class`` "bracket" (both exits), "oto" (one) or
+        "oco" attaches exits: ``take_profit`` (the limit price, dollars) and ``stop_loss`` (the
+        stop price), working once the order fills (their orders come back in ``legs``).
 
         Raises InsufficientBuyingPowerError, OrderRejectedError (403/422),
         DuplicateOrderError (the id was used before), BrokerUnavailableError.
@@ -150,6 +155,12 @@ class AlpacaBroker:
                 body[key] = dec(value)
         if extended_hours:
             body["extended_hours"] = True
+        if order_class:
+            body["order_class"] = order_class
+        if take_profit is not None:
+            body["take_profit"] = {"limit_price": dec(take_profit)}
+        if stop_loss is not None:
+            body["stop_loss"] = {"stop_price": dec(stop_loss)}
         order = self._submit(body, coid)
         log.info("alpaca order %s %s %s %s -> %s", coid, side, symbol, type, order.status)
         return order

@@ -233,6 +233,15 @@ class EmulatorServer:
         """Close the next bar (``exchange.advance()`` on the loop); its row, or None at the end."""
         return self.call(self.exchange.advance)
 
+    def open_bar(self) -> int | None:
+        """Open the next bar: the orders working at its open fill (``exchange.open_bar()``);
+        orders submitted before :meth:`close_bar` are worked in it too. Its row, or None."""
+        return self.call(self.exchange.open_bar)
+
+    def close_bar(self) -> int:
+        """Close the bar :meth:`open_bar` opened: its bars go out."""
+        return self.call(self.exchange.close_bar)
+
     def advance_to(self, ts_ns: int) -> int:
         """Close every bar that starts before ``ts_ns``; how many bars were closed."""
 

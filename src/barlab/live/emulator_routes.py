@@ -63,7 +63,8 @@ async def by_client_id(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    return _ok(_exchange(request).get_order(request.match_info["order_id"]))
+    nested = request.query.get("nested") == "true"
+    return _ok(_exchange(request).get_order(request.match_info["order_id"], nested=nested))
 
 
 async def replace(request: web.Request) -> web.Response:

@@ -12,9 +12,15 @@ Interface (stable; the HTTP and WebSocket layers of the emulator are built on it
 ``advance() -> int | None``
     Processes the next bar: at its start, DAY orders past their session close expire,
     ``accepted`` orders become ``new`` when a session opens, and working orders fill by the
-    rules of :mod:`barlab.live.fills` (sells before buys); then the bar closes (``now_ns`` = its
-    end), a ``bar`` message goes out per symbol and DAY orders at their close expire. Returns
-    the bar's row, None once the bars are exhausted.
+    rules of :mod:`barlab.live.fills` (sells before buys), then the exit orders of positions
+    (bracket, OTO and OCO legs, :mod:`barlab.live.brackets`); then the bar closes (``now_ns`` =
+    its end), a ``bar`` message goes out per symbol and DAY orders at their close expire.
+    Returns the bar's row, None once the bars are exhausted.
+``open_bar() -> int | None`` and ``close_bar() -> int``
+    The two halves of ``advance()``. Between them the market stands at the bar's open: an
+    order submitted then is worked in that bar at once (a market order fills at its open),
+    as a real one sent a moment after the open fills near it; the replay uses this to send
+    the opening half of a position flip once its closing half filled.
 ``bars_until_now() -> Bars`` (the closed bars); ``bar_messages(row) -> list[dict]``
 ``submit_order(body) / replace_order(id, body) / get_order(id) / get_order_by_client_id(cid)``
 ``list_orders(...) / cancel_order(id) / cancel_all_orders()``
@@ -47,9 +53,9 @@ import numpy as np
 
 from barlab.bars import Bars
 from barlab.errors import ConfigError
-from barlab.live import book
+from barlab.live import book, brackets
 from barlab.live.book import ExchangeRules
-from barlab.live.fills import BarPrices, fill_in_bar, trail, trailing_stop_price
+from barlab.live.fills import BarPrices, Fill, fill_in_bar, trail, trailing_stop_price
 from barlab.live.market_clock import MarketClock
 from barlab.live.paper_orders import PaperOrder, parse_order_request
 from barlab.live.portfolio import Portfolio
@@ -100,6 +106,8 @@ class PaperExchange:
         self.fill_rng = random.Random(seed + 1)
         """Draws the random partial fills (apart, so the ids do not depend on them)."""
         self._listeners: list[Listener] = []
+        self._open_row: int | None = None
+        """The bar between open_bar() and close_bar(), whose open the market stands at."""
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -110,6 +118,14 @@ class PaperExchange:
 
     def advance(self) -> int | None:
         """Process the next bar (module docstring); its row, or None at the end of the bars."""
+        if self.open_bar() is None:
+            return None
+        return self.close_bar()
+
+    def open_bar(self) -> int | None:
+        """Open the next bar and fill what works at its open; its row, or None at the end."""
+        if self._open_row is not None:
+            raise RuntimeError("open_bar() twice: close_bar() the bar opened first")
         i = self.index + 1
         if i >= self.bars.n_bars:
             return None
@@ -123,12 +139,22 @@ class PaperExchange:
         if regular:
             for order in self._open_orders():
                 if order.status == "accepted":
-                    self._update(order, "new", "new")
+                    self._route(order)
+        self._open_row = i
         for order in sorted(self._open_orders(), key=lambda o: o.side):
-            if order.status != "accepted":
+            if order.is_open and order.status != "accepted" and not brackets.is_exit(order):
                 self._work(order, i, regular)
+        brackets.work_exits(self, self._bar_prices(i, regular))
+        return i
+
+    def close_bar(self) -> int:
+        """Close the bar open_bar() opened: last prices, bar messages, DAY orders at a close."""
+        i = self._open_row
+        if i is None:
+            raise RuntimeError("close_bar() without open_bar()")
+        self._open_row = None
         self.index = i
-        self._now = ts + self.clock.bar_ns
+        self._now = int(self.bars.ts_ns[i]) + self.clock.bar_ns
         close = self.bars.close[i]
         seen = ~np.isnan(close)
         self.portfolio.last_price[seen] = close[seen]
@@ -136,6 +162,21 @@ class PaperExchange:
             self._emit("bar", message)
         self._expire_day_orders(self._now)
         return i
+
+    def _bar_prices(self, i: int, regular: bool, col: int | None = None) -> dict[int, BarPrices]:
+        """Bar ``i`` per column that traded in it (none outside regular hours, where exit
+        orders do not work)."""
+        b, out = self.bars, {}
+        if not regular:
+            return out
+        for j in range(len(self.symbols)) if col is None else (col,):
+            if not np.isnan(b.open[i, j]):
+                out[j] = BarPrices(
+                    float(b.open[i, j]), float(b.high[i, j]), float(b.low[i, j]),
+                    float(b.close[i, j]), bool(self.clock.first_of_session[i]),
+                    bool(self.clock.last_of_session[i]),
+                )  # fmt: skip
+        return out
 
     def bars_until_now(self) -> Bars:
         """The bars closed so far (rows ``0 .. index``)."""
@@ -175,6 +216,7 @@ class PaperExchange:
         if coid is not None and coid in self.by_client_id:
             raise ExchangeRejection(422, 40010001, "client_order_id must be unique")
         book.check_submit(self, req, col)
+        brackets.check(self, req, col)
         order = PaperOrder(
             id=self._uuid(), client_order_id=coid or self._uuid(), symbol=req.symbol, col=col,
             side=req.side, type=req.type, time_in_force=req.time_in_force, qty=req.qty,
@@ -182,11 +224,16 @@ class PaperExchange:
             trail_price=req.trail_price, trail_percent=req.trail_percent,
             extended_hours=req.extended_hours, created_ns=self._now, updated_ns=self._now,
         )  # fmt: skip
-        return self._accept(order)
+        return self._accept(order, brackets.attach(self, order, req))
 
     def replace_order(self, order_id: str, body: Any) -> dict[str, Any]:
         """``PATCH /v2/orders/{id}``: the replacement Order (the old one becomes ``replaced``)."""
         old = self._order(order_id)
+        if old.legs or old.parent_id is not None:
+            raise ExchangeRejection(
+                422, 42210000, "orders of a bracket, OCO or OTO cannot be replaced here; cancel "
+                "and submit again"
+            )  # fmt: skip
         new = book.replacement(self, old, body)
         old.status = "replaced"
         old.replaced_ns = old.updated_ns = self._now
@@ -194,8 +241,9 @@ class PaperExchange:
         self._event("replaced", old)
         return self._accept(new)
 
-    def get_order(self, order_id: str) -> dict[str, Any]:
-        return self._order(order_id).to_json()
+    def get_order(self, order_id: str, *, nested: bool = False) -> dict[str, Any]:
+        order = self._order(order_id)
+        return order.to_json(brackets.nested(self, order) if nested else None)
 
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
         order_id = self.by_client_id.get(client_order_id)
@@ -204,23 +252,34 @@ class PaperExchange:
         return self.orders[order_id].to_json()
 
     def list_orders(self, **query: Any) -> list[dict[str, Any]]:
-        """``GET /v2/orders`` (status, limit, after, until, direction, symbols, side)."""
-        return [o.to_json() for o in book.select(list(self.orders.values()), **query)]
+        """``GET /v2/orders`` (status, limit, after, until, direction, symbols, side, nested:
+        legs rolled under their parents instead of listed on their own)."""
+        nested = query.pop("nested", None) in ("true", True)
+        orders = list(self.orders.values())
+        if nested:
+            orders = [o for o in orders if o.parent_id is None]
+        return [
+            o.to_json(brackets.nested(self, o) if nested else None)
+            for o in book.select(orders, **query)
+        ]
 
     def cancel_order(self, order_id: str) -> None:
-        """``DELETE /v2/orders/{id}``: cancels at once (404 unknown, 422 no longer open)."""
+        """``DELETE /v2/orders/{id}``: cancels at once (404 unknown, 422 no longer open); a
+        parent's held legs are canceled with it."""
         order = self._order(order_id)
-        if not order.is_open:
+        if not order.is_live:
             raise ExchangeRejection(422, 42210000, f'order is already in "{order.status}" state')
         order.canceled_ns = self._now
         self._update(order, "canceled", "canceled")
+        brackets.cancel_legs(self, order)
 
     def cancel_all_orders(self) -> list[dict[str, Any]]:
-        """``DELETE /v2/orders``: the 207 body, one entry per open order."""
+        """``DELETE /v2/orders``: the 207 body, one entry per open (or held) order."""
         out = []
-        for order in self._open_orders():
-            self.cancel_order(order.id)
-            out.append({"id": order.id, "status": 200, "body": order.to_json()})
+        for order in [o for o in self.orders.values() if o.is_live]:
+            if order.is_live:  # a parent canceled before may have taken it along
+                self.cancel_order(order.id)
+                out.append({"id": order.id, "status": 200, "body": order.to_json()})
         return out
 
     # -- positions and account ------------------------------------------------------------------
@@ -276,8 +335,8 @@ class PaperExchange:
             price = known[0] if len(known) else np.nan
         return float(price)
 
-    def _accept(self, order: PaperOrder) -> dict[str, Any]:
-        if order.type == "trailing_stop":
+    def _accept(self, order: PaperOrder, legs: list[PaperOrder] | None = None) -> dict[str, Any]:
+        if order.type == "trailing_stop":  # Alpaca's hwm: the price at submit
             order.hwm = self.ref_price(order.col)
             order.stop_price = trailing_stop_price(order)
         if order.time_in_force == "day":
@@ -286,34 +345,43 @@ class PaperExchange:
         order.status = "new" if routed else "accepted"
         self.orders[order.id] = order
         self.by_client_id[order.client_order_id] = order.id
+        for leg in legs or ():
+            leg.expires_ns = order.expires_ns
+            self.orders[leg.id] = leg
+            self.by_client_id[leg.client_order_id] = leg.id
         log.info("paper order %s %s %s: %s", order.symbol, order.type, order.id, order.status)
         if routed:
+            self._route(order, event=False)
+        answer = order.to_json(brackets.nested(self, order))  # as accepted, before any fill
+        i = self._open_row
+        if i is not None and order.is_open:  # sent while the market stands at a bar's open
+            regular = bool(self.clock.regular[i])
+            if not brackets.is_exit(order):
+                self._work(order, i, regular)
+            family = {order.id, *order.legs}
+            brackets.work_exits(self, self._bar_prices(i, regular, order.col), only=family)
+        return answer
+
+    def _route(self, order: PaperOrder, *, event: bool = True) -> None:
+        """``order`` reaches the market (``new``); an OCO's stop leg works along with it."""
+        if event:
+            self._update(order, "new", "new")
+        else:
             self._event("new", order)
-        return order.to_json()
+        if order.order_class == "oco":
+            brackets.activate(self, order)
 
     def _work(self, order: PaperOrder, i: int, regular: bool) -> None:
         """Try to fill ``order`` in bar ``i``."""
-        j, b = order.col, self.bars
-        if np.isnan(b.open[i, j]) or not (regular or order.extended_hours):
+        j = order.col
+        if np.isnan(self.bars.open[i, j]) or not (regular or order.extended_hours):
             return
-        bar = BarPrices(
-            float(b.open[i, j]), float(b.high[i, j]), float(b.low[i, j]), float(b.close[i, j]),
-            bool(self.clock.first_of_session[i]), bool(self.clock.last_of_session[i]),
-        )  # fmt: skip
+        bar = self._bar_prices(i, True, j)[j]
         fill = fill_in_bar(order, bar)
         if fill.triggered:
             order.triggered, order.updated_ns = True, self._now
-        qty = 0.0
-        if fill.price is not None:
-            price = fill.price
-            if not fill.protected:
-                price = price * (1.0 + order.side * self.rules.slippage_bps * 1e-4)  # as the kernel
-            qty = book.fill_qty(self, order, price, float(b.volume[i, j]))
-            if qty > 0 and not (order.time_in_force == "fok" and qty < order.remaining - 1e-9):
-                self._fill(order, qty, price)
-            else:
-                qty = 0.0
-        elif order.type == "trailing_stop":
+        filled = fill.price is not None and self.execute(order, fill) > 0
+        if not filled and order.type == "trailing_stop":
             trail(order, bar)
         tif = order.time_in_force
         if order.is_open and (
@@ -325,6 +393,20 @@ class PaperExchange:
             else:
                 order.expired_ns = self._now
                 self._update(order, "expired", "expired")
+
+    def execute(self, order: PaperOrder, fill: Fill) -> float:
+        """Fill ``order`` at ``fill`` in the bar open now (slippage, participation, random
+        partial fills); the shares filled."""
+        assert fill.price is not None and self._open_row is not None
+        price = fill.price
+        if not fill.protected:
+            price = price * (1.0 + order.side * self.rules.slippage_bps * 1e-4)  # as the kernel
+        volume = float(self.bars.volume[self._open_row, order.col])
+        qty = book.fill_qty(self, order, price, volume)
+        if qty > 0 and not (order.time_in_force == "fok" and qty < order.remaining - 1e-9):
+            self._fill(order, qty, price)
+            return qty
+        return 0.0
 
     def _fill(self, order: PaperOrder, qty: float, price: float) -> None:
         order.filled_qty = round(order.filled_qty + qty, 9)
@@ -338,12 +420,17 @@ class PaperExchange:
                 "execution_id": self._uuid()}  # fmt: skip
         event = "fill" if done else "partial_fill"
         self._update(order, "filled" if done else "partially_filled", event, **fill)
+        if done:
+            brackets.cancel_siblings(self, order)
+            if order.order_class in ("bracket", "oto"):
+                brackets.activate(self, order)
 
     def _expire_day_orders(self, now_ns: int) -> None:
         for order in self._open_orders():
             if order.expires_ns is not None and order.expires_ns <= now_ns:
                 order.expired_ns = now_ns
                 self._update(order, "expired", "expired")
+                brackets.cancel_legs(self, order)
 
     def _update(self, order: PaperOrder, status: str, event: str, **extra: Any) -> None:
         order.status = status

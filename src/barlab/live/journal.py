@@ -9,8 +9,13 @@ Record kinds (every record has ``kind`` and ``at`` = wall-clock ns):
   close; written *after* its orders were sent, so a restart redoes a bar that has no ``bar``
   record (the client order ids make the redo safe).
 - ``intent``: an order the bridge means to send (:class:`~barlab.live.orders.OrderIntent`);
-  ``submit``: the broker's answer (``status``, ``order_id``) or ``error``; ``dry_run``: an
-  intent not sent; ``refused``: an intent risk or buying power cut to nothing.
+  ``submit``: the broker's answer (``status``, ``order_id``, a bracket's ``legs``) or
+  ``error``; ``dry_run``: an intent not sent; ``refused``: an intent risk or buying power cut
+  to nothing, or an opening half dropped; ``deferred``: the opening half of a flip, sent once
+  its closing half (``after``) fills; ``cancel``: a working order a newer instruction
+  replaced.
+- ``bar`` with ``missed: true``: a bar that closed while the bridge was down, stepped through
+  the strategy's state on restart (no orders, no equity).
 - ``fill``: a fill or partial fill from the trade_updates stream; ``update``: any other event.
 - ``kill_switch``: the daily loss limit was hit (equity, session start equity, limit);
   ``stop``: a clean stop.
@@ -115,6 +120,13 @@ class JournalState:
     """Client order ids with any broker answer (accepted, refused, duplicate)."""
     last_bar: dict[str, Any] | None = None
     fills: list[dict[str, Any]] = field(default_factory=list)
+    order_ids: dict[str, str] = field(default_factory=dict)
+    """Client order id -> the broker's id, for the orders it accepted, in order."""
+    legs: dict[str, list[str]] = field(default_factory=dict)
+    """Client order id of a bracket -> the broker ids of its exit legs."""
+    deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Opening halves of flips (client order id -> intent record)."""
+    refused: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: str | Path) -> JournalState:
@@ -127,9 +139,17 @@ class JournalState:
             elif kind in ("intent", "dry_run"):
                 state.intents[record["client_order_id"]] = record
             elif kind == "submit":
-                state.answered.add(record["client_order_id"])
+                coid = record["client_order_id"]
+                state.answered.add(coid)
                 if record.get("order_id"):
-                    state.submitted.add(record["client_order_id"])
+                    state.submitted.add(coid)
+                    state.order_ids[coid] = record["order_id"]
+                    if record.get("legs"):
+                        state.legs[coid] = list(record["legs"])
+            elif kind == "deferred":
+                state.deferred[record["client_order_id"]] = record
+            elif kind == "refused":
+                state.refused.add(record["client_order_id"])
             elif kind == "fill":
                 state.fills.append(record)
         return state

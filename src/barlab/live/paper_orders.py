@@ -1,5 +1,6 @@
 """The paper emulator's orders: the mutable order record, validation of a ``POST /v2/orders``
-body (api/alpaca-trading.md §2.1) and the Order JSON exactly as Alpaca sends it (§2.2).
+body (api/alpaca-trading.md §2.1, with the bracket, OCO and OTO rules) and the Order JSON
+exactly as Alpaca sends it (§2.2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from barlab.live.wire import ts_utc as _ts
 
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
+ORDER_CLASSES = ("", "simple", "bracket", "oco", "oto")
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled", "pending_new"})
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 MAX_CLIENT_ORDER_ID = 128
@@ -56,10 +58,24 @@ class PaperOrder:
     triggered: bool = False
     """A stop-limit whose stop was reached: it now rests as a limit order."""
     position_intent: str | None = None
+    order_class: str = ""
+    legs: tuple[str, ...] = ()
+    """Ids of a bracket's or OTO's exit legs (``held`` until this order fills), or of an OCO's
+    stop leg."""
+    parent_id: str | None = None
+    """A leg's parent order."""
+    oco: tuple[str, ...] = ()
+    """Orders canceled when this one fills (a bracket's other leg; an OCO's other order)."""
 
     @property
     def is_open(self) -> bool:
+        """Working: it may fill now (a ``held`` leg may not yet)."""
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_live(self) -> bool:
+        """Not yet terminal: working, or a ``held`` leg waiting for its parent to fill."""
+        return self.is_open or self.status == "held"
 
     @property
     def remaining(self) -> float:
@@ -70,8 +86,9 @@ class PaperOrder:
     def filled_avg_price(self) -> float | None:
         return self.filled_value / self.filled_qty if self.filled_qty > 0 else None
 
-    def to_json(self) -> dict[str, Any]:
-        """The Order object of the trading API; every field present, null where unset."""
+    def to_json(self, legs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The Order object of the trading API; every field present, null where unset
+        (``legs``: the legs' Order objects, rolled under a parent)."""
         side = "buy" if self.side > 0 else "sell"
         return {
             "id": self.id,
@@ -94,7 +111,7 @@ class PaperOrder:
             "qty": dec(self.qty),
             "filled_qty": dec(self.filled_qty),
             "filled_avg_price": dec(self.filled_avg_price),
-            "order_class": "",
+            "order_class": "" if self.order_class == "simple" else self.order_class,
             "order_type": self.type,
             "type": self.type,
             "side": side,
@@ -104,7 +121,7 @@ class PaperOrder:
             "stop_price": dec(self.stop_price),
             "status": self.status,
             "extended_hours": self.extended_hours,
-            "legs": None,
+            "legs": legs if legs else None,
             "trail_percent": dec(self.trail_percent),
             "trail_price": dec(self.trail_price),
             "hwm": dec(self.hwm),
@@ -129,6 +146,13 @@ class OrderRequest:
     trail_percent: float | None
     extended_hours: bool
     client_order_id: str | None
+    order_class: str = ""
+    take_profit: float | None = None
+    """A bracket's, OCO's or OTO's take-profit limit price."""
+    stop_loss: float | None = None
+    """Its stop-loss stop price."""
+    stop_loss_limit: float | None = None
+    """Its stop-loss limit price (the stop leg is then a stop-limit order)."""
 
 
 def parse_order_request(body: Any, *, fractional: bool) -> OrderRequest:
@@ -153,6 +177,7 @@ def parse_order_request(body: Any, *, fractional: bool) -> OrderRequest:
     prices = {k: parse_decimal(body.get(k), k) for k in ("limit_price", "stop_price")}
     trail = {k: parse_decimal(body.get(k), k) for k in ("trail_price", "trail_percent")}
     _check_amounts(qty, notional, kind, tif, fractional)
+    order_class, exits = _parse_class(body, kind, tif, body.get("extended_hours") is True, prices)
     _check_prices(kind, prices, trail)
     extended = body.get("extended_hours") or False
     if not isinstance(extended, bool):
@@ -169,8 +194,91 @@ def parse_order_request(body: Any, *, fractional: bool) -> OrderRequest:
     return OrderRequest(
         symbol=symbol, side=1 if side == "buy" else -1, type=kind, time_in_force=tif,
         qty=qty, notional=notional, extended_hours=extended, client_order_id=coid or None,
-        **prices, **trail,
+        order_class=order_class, **exits, **prices, **trail,
     )  # fmt: skip
+
+
+def _parse_class(
+    body: dict[str, Any], kind: str, tif: str, extended: bool, prices: dict[str, float | None]
+) -> tuple[str, dict[str, float | None]]:
+    """``order_class`` and its exit prices, by §2.1's rules: a bracket needs both exits, an
+    OTO exactly one, an OCO (exit-only, ``type=limit``) both; TIF day or gtc; no extended
+    hours. The side rule (take-profit beyond the stop) is checked by :func:`check_exit_sides`."""
+    order_class = body.get("order_class") or ""
+    if order_class not in ORDER_CLASSES:
+        raise ExchangeRejection(
+            422, 40010001, f"invalid order_class: {order_class!r}; use simple, bracket, oco or oto"
+        )
+    exits: dict[str, float | None] = {"take_profit": None, "stop_loss": None,
+                                      "stop_loss_limit": None}  # fmt: skip
+    tp, sl = body.get("take_profit"), body.get("stop_loss")
+    if order_class in ("", "simple"):
+        if tp is not None or sl is not None:
+            raise ExchangeRejection(
+                422, 40010001, "take_profit and stop_loss need order_class bracket, oco or oto"
+            )
+        return "", exits
+    for name, leg in (("take_profit", tp), ("stop_loss", sl)):
+        if leg is not None and not isinstance(leg, dict):
+            raise ExchangeRejection(422, 40010001, f"{name} must be an object")
+    if tp is not None:
+        exits["take_profit"] = parse_decimal(tp.get("limit_price"), "take_profit.limit_price")
+    if sl is not None:
+        exits["stop_loss"] = parse_decimal(sl.get("stop_price"), "stop_loss.stop_price")
+        exits["stop_loss_limit"] = parse_decimal(sl.get("limit_price"), "stop_loss.limit_price")
+    given = [k for k in ("take_profit", "stop_loss") if exits[k] is not None]
+    if order_class in ("bracket", "oco") and len(given) != 2:
+        raise ExchangeRejection(
+            422, 40010001,
+            f"{order_class} orders need take_profit.limit_price and stop_loss.stop_price",
+        )  # fmt: skip
+    if order_class == "oto" and len(given) != 1:
+        raise ExchangeRejection(
+            422, 40010001, "oto orders need exactly one of take_profit or stop_loss"
+        )
+    if order_class == "oco" and kind != "limit":
+        raise ExchangeRejection(422, 40010001, "oco orders must be limit orders")
+    if order_class == "oco" and prices["limit_price"] is None:
+        prices["limit_price"] = exits["take_profit"]
+    if tif not in ("day", "gtc") or extended:
+        raise ExchangeRejection(
+            422, 42210000, f"{order_class} orders must be DAY or GTC and not extended hours"
+        )
+    for name, value in exits.items():
+        if value is not None:
+            if value <= 0:
+                raise ExchangeRejection(422, 40010001, f"{name} prices must be > 0")
+            check_increment(value, name.replace("_limit", ".limit_price"))
+    return order_class, exits
+
+
+def check_exit_sides(req: OrderRequest, base: float) -> None:
+    """The exits of a bracket or OTO sit on the right side of ``base`` (the entry's limit,
+    or the last price): for a buy, the take-profit above, the stop-loss at least $0.01 below
+    (mirrored for a sell); an OCO's exits close a position, so its stop is below its limit
+    for a sell. 422 otherwise."""
+    d = req.side if req.order_class != "oco" else -req.side
+    tp, sl = req.take_profit, req.stop_loss
+    if tp is not None and sl is not None and (tp - sl) * d <= 0:
+        raise ExchangeRejection(
+            422, 42210000,
+            f"take_profit.limit_price must be {'above' if d > 0 else 'below'} "
+            "stop_loss.stop_price",
+        )  # fmt: skip
+    if req.order_class == "oco" or math.isnan(base):
+        return
+    if sl is not None and (base - sl) * d < 0.01 - 1e-9:
+        raise ExchangeRejection(
+            422, 42210000,
+            f"stop_loss.stop_price must be at least 0.01 {'below' if d > 0 else 'above'} the "
+            f"base price {dec(base)}",
+        )  # fmt: skip
+    if tp is not None and (tp - base) * d <= 0:
+        raise ExchangeRejection(
+            422, 42210000,
+            f"take_profit.limit_price must be {'above' if d > 0 else 'below'} the base price "
+            f"{dec(base)}",
+        )  # fmt: skip
 
 
 def _check_amounts(

@@ -1,10 +1,13 @@
 """The parity report: the bridge's orders and fills against the vectorized backtest of the same
 strategy, parameters, options and bars, order by order.
 
-Both sides are keyed by (symbol, signal bar time): the bar whose close decided the order.
-An order matches when its side, quantity and fill bar time are equal and its fill price
-differs by at most :data:`PRICE_TOL` dollars (the wire carries prices as 9-decimal strings).
-The score is matched / max(backtest orders, bridge orders): 1.0 is exact parity.
+Both sides are keyed by (symbol, signal bar time, n): the bar whose close decided the order
+(for an attached exit, the bar it filled in, as the kernel logs it) and, when one bar decided
+several orders for a symbol (an exit that filled in it and the strategy's next order), their
+rank by fill time. An order matches when its side, quantity and fill bar time are equal and
+its fill price differs by at most :data:`PRICE_TOL` dollars (the wire carries prices as
+9-decimal strings). The score is matched / max(backtest orders, bridge orders): 1.0 is exact
+parity.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from barlab.bars import Bars
-from barlab.engine.backtest import BacktestOptions, simulate, to_target
+from barlab.engine.backtest import BacktestOptions, simulate_signals
 from barlab.result import orders_frame
 from barlab.strategy import Strategy
 
@@ -80,8 +83,7 @@ class ParityReport:
 def backtest_orders(strategy: Strategy, bars: Bars, options: BacktestOptions) -> pl.DataFrame:
     """The backtest's executed orders in the comparison's columns (its order log, rows with
     shares filled), and its final positions as a second frame's worth in ``positions``."""
-    signals = strategy.signals(bars)
-    sim = simulate(bars, to_target(signals, bars.close.shape), options, size_type=signals.size_type)
+    sim = simulate_signals(bars, strategy.signals(bars), options)
     frame = orders_frame(sim, bars.ts_ns, list(bars.symbols))
     ts = bars.ts_ns
     frame = frame.with_columns(
@@ -97,8 +99,7 @@ def compare(backtest: pl.DataFrame, bridge: pl.DataFrame, *, bridge_positions: d
     """The :class:`ParityReport` of two frames with :data:`COLUMNS` (bridge: its filled
     orders; ``bridge_positions``: its final shares per symbol from the broker)."""
     final = json.loads(backtest["final_positions"][0]) if len(backtest) else {}
-    bt = {(r["symbol"], r["signal_ns"]): r for r in backtest.select(COLUMNS).to_dicts()}
-    br = {(r["symbol"], r["signal_ns"]): r for r in bridge.select(COLUMNS).to_dicts()}
+    bt, br = _keyed(backtest), _keyed(bridge)
 
     def in_time(keys: set) -> list:
         return sorted(keys, key=lambda k: (k[1], k[0]))
@@ -124,6 +125,18 @@ def compare(backtest: pl.DataFrame, bridge: pl.DataFrame, *, bridge_positions: d
         n_bridge=len(br), matched=matched, missed=missed, extra=extra, mismatched=mismatched,
         max_price_diff=max_px, max_fill_delay_s=max_delay, position_drift=drift,
     )  # fmt: skip
+
+
+def _keyed(frame: pl.DataFrame) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Rows by (symbol, signal_ns, rank among that symbol's orders of that signal bar)."""
+    out: dict[tuple[str, int, int], dict[str, Any]] = {}
+    rows = frame.select(COLUMNS).sort(["signal_ns", "symbol", "fill_ns", "side"]).to_dicts()
+    for r in rows:
+        n = 0
+        while (r["symbol"], r["signal_ns"], n) in out:
+            n += 1
+        out[(r["symbol"], r["signal_ns"], n)] = r
+    return out
 
 
 def save(

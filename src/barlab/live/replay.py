@@ -3,18 +3,23 @@ HTTP and WebSockets on 127.0.0.1, then the parity report against the backtest.
 
 The emulator (:class:`~barlab.live.exchange.PaperExchange` behind
 :class:`~barlab.live.emulator.EmulatorServer`) fills by the kernel's rules: market orders at
-the next bar's open, with the same slippage; no commission (Alpaca charges none), so the
-backtest side runs without commission too. :func:`drive` paces it: the next bar closes only
-once the bridge has journalled the last one, so the replay runs as fast as the bridge acts.
+the next bar's open, with the same slippage; limit, stop and trailing stop orders and the
+legs of brackets by :mod:`barlab.live.fills`; no commission (Alpaca charges none), so the
+backtest side runs without commission too. :func:`drive` paces it: the next bar opens only
+once the bridge has journalled the last one, and closes once the bridge has sent the opening
+halves of flips whose closing halves filled at that open, so the replay runs as fast as the
+bridge acts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +50,15 @@ def make_server(
     bars: Bars, options: BacktestOptions, *, key_id: str, secret_key: str, **rules: Any
 ) -> Any:
     """An emulator over ``bars`` with the account, slippage and buying-power buffer of
-    ``options`` (``rules``: other :class:`~barlab.live.exchange.ExchangeRules`), not started."""
+    ``options`` (``rules``: other :class:`~barlab.live.exchange.ExchangeRules`), not started.
+    Like Alpaca it refuses an order that takes a position through zero (``allow_flip``): the
+    bridge sends a flip as two orders."""
     from barlab.live.emulator import EmulatorServer
     from barlab.live.exchange import PaperExchange
 
     settings = {
         "slippage_bps": options.costs.slippage_bps, "fractional": options.fractional,
-        "allow_flip": True, "market_buffer": options.buying_power_buffer, **rules,
+        "allow_flip": False, "market_buffer": options.buying_power_buffer, **rules,
     }  # fmt: skip
     exchange = PaperExchange(bars, cash=options.cash, **settings)
     return EmulatorServer(exchange, key_id=key_id, secret_key=secret_key, rate_limit_per_min=None)
@@ -72,18 +79,87 @@ def drive(
     ``row`` closes, e.g. to inject faults). Returns the number closed."""
     ex = server.exchange
     offset, closed = 0, 0
+    flips = FlipPacer(journal_path)
     while bars is None or closed < bars:
         if before_bar is not None and ex.index + 1 < ex.bars.n_bars:
             before_bar(server, ex.index + 1)
-        row = server.advance()
+        row = server.open_bar()
         if row is None:
             break
+        flips.wait(server, timeout_s=timeout_s, alive=alive)
+        server.close_bar()
         closed += 1
         offset = wait_for(
             journal_path, "bar", ts_ns=int(ex.bars.ts_ns[row]), timeout_s=timeout_s,
             offset=offset, alive=alive,
         )  # fmt: skip
     return closed
+
+
+class FlipPacer:
+    """Follows a journal for the opening halves of flips (``deferred`` records) and, once
+    their closing half filled at a bar's open, waits until the bridge sent them (or dropped
+    them), so that they fill at that open too, as the backtest's single order does."""
+
+    def __init__(self, journal_path: Path) -> None:
+        self.path = Path(journal_path)
+        self.offset = 0
+        self.waiting: dict[str, str] = {}
+        """Opening half's client order id -> its closing half's."""
+
+    def _read(self) -> None:
+        for record in _records_from(self.path, self):
+            coid = record.get("client_order_id")
+            if record["kind"] == "deferred":
+                self.waiting[coid] = record["after"]
+            elif record["kind"] in ("submit", "refused", "dry_run"):
+                self.waiting.pop(coid, None)
+
+    def wait(
+        self, server: Any, *, timeout_s: float, alive: Callable[[], bool] | None = None
+    ) -> None:
+        self._read()
+        if not self.waiting:
+            return
+        filled = server.call(_filled, server.exchange, list(self.waiting.values()))
+        due = {o for o, c in self.waiting.items() if c in filled}
+        deadline = time.monotonic() + timeout_s
+        while due & self.waiting.keys():
+            if time.monotonic() > deadline or (alive is not None and not alive()):
+                raise TimeoutError(f"the bridge did not send the opening orders {sorted(due)}")
+            time.sleep(0.0005)
+            self._read()
+
+
+def _filled(exchange: Any, client_order_ids: list[str]) -> set[str]:
+    """Those of ``client_order_ids`` the exchange has filled."""
+    out = set()
+    for coid in client_order_ids:
+        order_id = exchange.by_client_id.get(coid)
+        if order_id is not None and exchange.orders[order_id].status == "filled":
+            out.add(coid)
+    return out
+
+
+def _records_from(path: Path, cursor: Any) -> list[dict[str, Any]]:
+    """The whole records after ``cursor.offset`` (bytes), which moves past them."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        f.seek(cursor.offset)
+        chunk = f.read()
+    out = []
+    for line in chunk.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # being written
+        cursor.offset += len(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "kind" in record:
+            out.append(record)
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +246,9 @@ def replay(
 
 def bridge_orders(broker: Any, journal_path: Path) -> pl.DataFrame:
     """The bridge's orders that filled, as the broker reports them (by the journalled client
-    order ids), in the comparison's columns."""
+    order ids), in the comparison's columns, as the kernel logs them: an exit leg that filled
+    is keyed by its fill bar (the kernel's attached exits are), and the two halves of a flip,
+    which fill at the same bar, are one order (shares summed, the average price)."""
     from barlab.errors import NotFoundError
 
     intents = {r["client_order_id"]: r for r in read_journal(journal_path) if r["kind"] == "intent"}
@@ -180,16 +258,31 @@ def bridge_orders(broker: Any, journal_path: Path) -> pl.DataFrame:
             order = broker.get_order_by_client_id(coid)
         except NotFoundError:
             continue  # refused at submit: journalled with its error
-        if order.filled_qty <= 0 or order.filled_at is None:
-            continue
-        rows.append({
-            "symbol": order.symbol, "signal_ns": int(intent["bar_ts_ns"]), "side": order.side,
-            "qty": order.filled_qty, "fill_ns": _ns(order.filled_at),
-            "price": order.filled_avg_price,
-        })  # fmt: skip
+        if order.order_class in ("bracket", "oto"):
+            legs = broker.get_order(order.id, nested=True).legs or ()
+            rows += [_row(leg, _ns(leg.filled_at)) for leg in legs if _filled_order(leg)]
+        if _filled_order(order):
+            rows.append(_row(order, int(intent["bar_ts_ns"])))
     schema = {"symbol": pl.String, "signal_ns": pl.Int64, "side": pl.String,
-              "qty": pl.Float64, "fill_ns": pl.Int64, "price": pl.Float64}  # fmt: skip
-    return pl.DataFrame(rows, schema=schema).select(COLUMNS).sort(["signal_ns", "symbol"])
+              "qty": pl.Float64, "fill_ns": pl.Int64, "value": pl.Float64}  # fmt: skip
+    frame = pl.DataFrame(rows, schema=schema)
+    merged = frame.group_by(["symbol", "signal_ns", "side", "fill_ns"]).agg(
+        pl.col("qty").sum(), pl.col("value").sum()
+    )
+    merged = merged.with_columns(price=pl.col("value") / pl.col("qty"))
+    return merged.select(COLUMNS).sort(["signal_ns", "symbol", "fill_ns"])
+
+
+def _filled_order(order: Any) -> bool:
+    return order.filled_qty > 0 and order.filled_at is not None
+
+
+def _row(order: Any, signal_ns: int) -> dict[str, Any]:
+    return {
+        "symbol": order.symbol, "signal_ns": signal_ns, "side": order.side,
+        "qty": order.filled_qty, "fill_ns": _ns(order.filled_at),
+        "value": order.filled_qty * order.filled_avg_price,
+    }  # fmt: skip
 
 
 def _ns(when: Any) -> int:

@@ -165,10 +165,15 @@ def run_session(
 
 def _warm_up(bridge: LiveBridge, backfill: Callable, *, now_ns: int, bar_ns: int) -> int | None:
     """Fill the window from the REST bars before ``now_ns``; the last bar time is acted on
-    when it is still actionable (it ended at most one bar ago) and the journal has not done it.
-    Returns where the stream takes over (ns), or None when there was no history."""
+    when it is still actionable (it ended at most one bar ago) and the journal has not done it;
+    after a restart, the bars after the journal's last one are stepped through the strategy's
+    state (:meth:`LiveBridge.process`). Returns where the stream takes over (ns), or None when
+    there was no history."""
     days = bridge.config.window_bars * bar_ns / (390 * 60 * 10**9) + 5
-    since = now_ns - int(dt.timedelta(days=days * 7 / 5).total_seconds() * 10**9)
+    span = int(dt.timedelta(days=days * 7 / 5).total_seconds() * 10**9)
+    # after a restart, the bars missed since the journal's last one are stepped through too:
+    # the history reaches a window before them
+    since = min(now_ns, bridge.resumed_at or now_ns) - span
     history = [b for b in backfill(bridge.symbols, since, now_ns) if b.ts_ns + bar_ns <= now_ns]
     if not history:
         return None

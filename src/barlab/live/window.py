@@ -73,6 +73,12 @@ class BarWindow:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def last_row(self) -> np.ndarray:
+        """The last bar time's open, high, low, close and volume per symbol, (5, n_symbols)
+        (NaN where a symbol had no bar)."""
+        return self._rows[-1][1]
+
     def push(self, ts_ns: int, bars: Iterable[Bar]) -> None:
         """Add bar time ``ts_ns`` (later than the last one) with its bars."""
         if self._rows and ts_ns <= self._rows[-1][0]:
