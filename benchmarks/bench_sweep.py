@@ -25,7 +25,8 @@ import numpy as np
 import barlab
 from barlab.engine.backtest import Account, BacktestOptions, simulate, to_target
 from barlab.engine.fused import RowRunner
-from barlab.engine.sweep import METRIC_NAMES, combo_metrics
+from barlab.engine.sweep import combo_metrics
+from barlab.engine.sweep_result import METRIC_NAMES
 from bench_engine import RISKY, gbm_bars
 
 GRID = {"fast": range(5, 55), "slow": range(20, 220, 10)}

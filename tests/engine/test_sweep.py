@@ -13,7 +13,9 @@ import barlab
 from barlab.engine import sweep as sweep_mod
 from barlab.engine.backtest import Account, BacktestOptions, to_target
 from barlab.engine.fused import RowRunner
-from barlab.engine.sweep import METRIC_NAMES, compile_where, plan, sweep
+from barlab.engine.sweep import sweep
+from barlab.engine.sweep_plan import compile_where, plan
+from barlab.engine.sweep_result import METRIC_NAMES
 from barlab.errors import ConfigError, StrategyError
 from barlab.indicators import sma
 from barlab.strategy import Signals, Strategy, load_strategy

@@ -174,7 +174,7 @@ def _options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
 
 def cmd_walkforward(args: argparse.Namespace, config: Any) -> int:
     from barlab.cli import load_bars_for
-    from barlab.engine.sweep import plan
+    from barlab.engine.sweep_plan import plan
     from barlab.research.splits import parse_period
     from barlab.research.walkforward import walk_forward
 
@@ -292,7 +292,7 @@ def cmd_optimize(args: argparse.Namespace, config: Any) -> int:
     bounds = parse_bounds(args.param, [p.name for p in strategy_cls.params()], strategy_cls.label())
     check_bounds(strategy_cls, bounds)
     if args.where:
-        from barlab.engine.sweep import compile_where
+        from barlab.engine.sweep_plan import compile_where
 
         compile_where(args.where, [p.name for p in strategy_cls.params()])
     for flag in ("maxiter", "popsize", "top"):

@@ -204,7 +204,8 @@ def cmd_sweep(args: argparse.Namespace, config: Any) -> int:
     import barlab
     from barlab.cli import backtest_options, load_bars_for, run_json
     from barlab.data.request import parse_date
-    from barlab.engine.sweep import METRIC_NAMES, plan
+    from barlab.engine.sweep_plan import plan
+    from barlab.engine.sweep_result import METRIC_NAMES
 
     started = time.perf_counter()
     start = parse_date(args.start, "--from")

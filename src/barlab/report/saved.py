@@ -18,7 +18,7 @@ import polars as pl
 from barlab.errors import DataError
 
 if TYPE_CHECKING:
-    from barlab.engine.sweep import SweepResult
+    from barlab.engine.sweep_result import SweepResult
     from barlab.research.optimize import OptimizeResult
 
 KINDS = ("backtest", "sweep", "optimize", "walkforward")
@@ -54,7 +54,8 @@ class GridRun:
 
 
 def from_sweep(result: SweepResult, run_id: str = "") -> GridRun:
-    """A finished (unsaved or saved) :class:`~barlab.engine.sweep.SweepResult` as a GridRun."""
+    """A finished (unsaved or saved) sweep (:class:`~barlab.engine.sweep_result.SweepResult`)
+    as a GridRun."""
     return GridRun(
         kind="sweep", info=result.info(), table=result.table, params=result.param_names,
         run_id=run_id,

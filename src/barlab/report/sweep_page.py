@@ -34,7 +34,7 @@ from barlab.report.page import (
 from barlab.report.saved import GridRun, from_optimize, from_sweep
 
 if TYPE_CHECKING:
-    from barlab.engine.sweep import SweepResult
+    from barlab.engine.sweep_result import SweepResult
     from barlab.research.optimize import OptimizeResult
 
 

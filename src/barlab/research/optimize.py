@@ -275,7 +275,7 @@ def _bound(label: str, key: str, kind: type, value: Any) -> Bound:
 
 def _where(strategy_cls: type[Strategy], where: Any) -> Callable[[dict[str, Any]], bool] | None:
     if isinstance(where, str):
-        from barlab.engine.sweep import compile_where
+        from barlab.engine.sweep_plan import compile_where
 
         return compile_where(where, [p.name for p in strategy_cls.params()])
     return where

@@ -217,7 +217,7 @@ def walk_forward(
     opts = dict(options or {})
     account = BacktestOptions.from_kwargs(**opts)
     if isinstance(where, str):
-        from barlab.engine.sweep import compile_where
+        from barlab.engine.sweep_plan import compile_where
 
         compile_where(where, [p.name for p in strategy_cls.params()])
     folds = make_folds(
