@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import add_cost_flags, add_data_flags, add_output_flags, add_strategy_args
 from barlab.errors import UsageError
 
 SWEEP_EPILOG = """\
@@ -36,36 +37,18 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         epilog=SWEEP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sw.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
-    sw.add_argument(
-        "--param",
-        action="append",
-        default=[],
+    add_strategy_args(
+        sw,
+        param_help="values to sweep, repeatable: fast=5:55, slow=20:220:10, allow_short=true,false",
         metavar="NAME=VALUES",
-        help="values to sweep, repeatable: fast=5:55, slow=20:220:10, allow_short=true,false",
     )
     sw.add_argument(
         "--where",
         metavar="EXPR",
         help='constraint over the parameter names, e.g. "fast < slow"',
     )
-    sw.add_argument("--from", dest="start", required=True, metavar="DATE", help="YYYY-MM-DD")
-    sw.add_argument("--to", dest="end", metavar="DATE", help="YYYY-MM-DD (default: yesterday)")
-    sw.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
-    sw.add_argument("--timeframe", choices=["1m", "5m", "15m", "1h", "1d"], help="bar size")
-    sw.add_argument(
-        "--source",
-        choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
-        help="where bars come from (default: [data] source)",
-    )
-    sw.add_argument("--session", choices=["rth", "all"], help="regular hours only, or all")
-    sw.add_argument("--cash", type=float, metavar="USD", help="starting cash (default 100000)")
-    sw.add_argument("--commission", type=float, metavar="FRACTION", help="of notional per fill")
-    sw.add_argument("--slippage-bps", type=float, metavar="BPS", help="slippage per fill")
-    sw.add_argument("--fractional", action="store_true", default=None, help="fractional shares")
-    for flag in ("--stop-loss", "--take-profit", "--trailing-stop"):
-        sw.add_argument(flag, type=float, metavar="FRACTION", help="exit attached to every entry")
-    sw.add_argument("--fill-policy", choices=["pessimistic", "optimistic"])
+    add_data_flags(sw)
+    add_cost_flags(sw)
     sw.add_argument("--sort", default="sharpe", metavar="METRIC", help="rank by (default sharpe)")
     sw.add_argument("--top", type=int, default=10, metavar="N", help="rows to print (default 10)")
     sw.add_argument(
@@ -82,12 +65,11 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "--executor",
         choices=["thread", "process"],
         default="thread",
-        help="worker threads (default) or worker processes (faster on big sweeps: the kernel "
-        "holds the GIL)",
+        help="worker threads (default: the kernels release the GIL and share the bars) or "
+        "worker processes (each with its own copy of the bars)",
     )
     add_dask_arguments(sw)
-    sw.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    sw.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    add_output_flags(sw)
     sw.set_defaults(func=cmd_sweep)
 
 
