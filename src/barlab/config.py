@@ -174,11 +174,9 @@ class LiveConfig:
     """The market-data WebSocket host; the feed is appended (``/v2/iex``)."""
     feed: str = "iex"
     """iex (free plans), sip (paid), delayed_sip or test (FAKEPACA, around the clock)."""
-    market_data_retention: dict[str, float] = field(
-        default_factory=lambda: {"bars": 2000.0, "days": 5.0}
-    )
-    """How much of the stream the live window keeps per symbol: at most ``bars`` bars, none
-    older than ``days`` sessions, e.g. { bars = 2000, days = 5 }."""
+    market_data_retention: int = 1000
+    """Trades kept per symbol in the bridge's in-memory market data store (with the latest
+    quote and bar), for strategies that stream trades or quotes (``Strategy.market_data``)."""
     on_shutdown: str = "cancel"
     """What stopping the bridge does to open orders: cancel them, or keep them working."""
 
@@ -197,14 +195,12 @@ class LiveConfig:
             raise ConfigError(f"live.feed must be iex, sip, delayed_sip or test, got {self.feed!r}")
         if self.on_shutdown not in ("cancel", "keep"):
             raise ConfigError(f"live.on_shutdown must be cancel or keep, got {self.on_shutdown!r}")
-        retention = {k.lower(): v for k, v in self.market_data_retention.items()}
-        unknown = sorted(set(retention) - {"bars", "days"})
-        if unknown or any(v <= 0 for v in retention.values()):
+        n = self.market_data_retention
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(
-                "live.market_data_retention takes positive bars and days, e.g. "
-                f"{{ bars = 2000, days = 5 }}; got {self.market_data_retention!r}"
+                "live.market_data_retention is the number of trades kept per symbol, a whole "
+                f"number >= 1, e.g. 1000; got {n!r}"
             )
-        object.__setattr__(self, "market_data_retention", retention)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -149,6 +149,10 @@ class Strategy:
 
     name: ClassVar[str] = ""
     source_path: ClassVar[str] = ""
+    market_data: ClassVar[tuple[str, ...]] = ()
+    """Live streams besides bars to keep, e.g. ``("trades", "quotes")``: the live bridge
+    subscribes to them and keeps each symbol's latest quote and last trades (``[live]
+    market_data_retention``) in ``bridge.market_data``. Backtests have bars only."""
 
     def __init__(self, **params: Any) -> None:
         known = {p.name: p for p in self.params()}

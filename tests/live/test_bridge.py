@@ -198,3 +198,20 @@ def test_bridge_options_refuse_what_the_bridge_does_not_run():
     assert opts.size_on == "signal" and opts.risk.daily_loss_flatten
     with pytest.raises(ConfigError, match="bridge_options"):
         BridgeConfig(options=BacktestOptions(), window_bars=100)
+
+
+class StreamingSma(SmaCrossover):
+    market_data = ("trades", "quotes")
+
+
+def test_a_strategy_asking_for_trades_and_quotes_gets_them_kept(week: Bars, tmp_path: Path):
+    result = replay(
+        StreamingSma(), day(week), config=config(), journal_path=tmp_path / "journal.jsonl",
+        timeout_s=30,
+    )  # fmt: skip
+    assert result.report.exact, result.report.summary()  # the extra streams change nothing
+    store = result.market_data
+    for symbol in SYMBOLS:
+        quote, trades = store.latest_quote(symbol), store.trades(symbol)
+        assert quote is not None and quote.bid_price < quote.ask_price
+        assert 0 < len(trades) <= store.retention

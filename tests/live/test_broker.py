@@ -229,10 +229,13 @@ def test_live_config_section(monkeypatch, tmp_path):
     config = load_config()
     assert config.live.trading_base_url == "http://127.0.0.1:8765"
     assert (config.live.feed, config.live.on_shutdown) == ("iex", "cancel")
-    assert config.live.market_data_retention == {"bars": 2000.0, "days": 5.0}
+    assert config.live.market_data_retention == 1000
     assert SECRET not in show(config) and "APCA_API_SECRET_KEY = ****" in show(config)
     (tmp_path / "backtest.toml").write_text('[live]\non_shutdown = "flatten"\n')
     with pytest.raises(ConfigError, match="on_shutdown must be cancel or keep"):
+        load_config()
+    (tmp_path / "backtest.toml").write_text("[live]\nmarket_data_retention = 0\n")
+    with pytest.raises(ConfigError, match="trades kept per symbol"):
         load_config()
 
 

@@ -216,7 +216,12 @@ def _trade(
     mode = "DRY RUN (no orders sent)" if cfg.dry_run else ("LIVE" if args.live else "paper")
     print(f"{strategy!r} on {', '.join(symbols)} · {mode} · journal {journal}", flush=True)
     stop = threading.Event()
-    session, server = _ops(args, SessionOptions(on_shutdown=live.on_shutdown))
+    session, server = _ops(
+        args,
+        SessionOptions(
+            on_shutdown=live.on_shutdown, market_data_retention=live.market_data_retention
+        ),
+    )
     try:
         with GracefulShutdown(lambda why: stop.set()):
             bridge = run_session(

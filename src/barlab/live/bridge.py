@@ -45,7 +45,7 @@ from barlab.errors import (
 from barlab.live.desk import OrderDesk
 from barlab.live.exits import RunningAtr, check_live_exits
 from barlab.live.journal import Journal, JournalState
-from barlab.live.marketdata import Bar
+from barlab.live.marketdata import Bar, MarketDataStore
 from barlab.live.orders import AccountView, OrderIntent, Planner, Row, last_row
 from barlab.live.window import BarAssembler, BarWindow, SessionClock
 from barlab.strategy import Strategy
@@ -159,6 +159,9 @@ class LiveBridge:
         self.done: set[int] = set()
         self.resumed_at: int | None = None
         """The journal's last bar time on a restart: later bars missed are stepped through."""
+        self.market_data: MarketDataStore | None = None
+        """Each symbol's latest quote, last trades and bar while a session runs (the streams of
+        ``strategy.market_data``); None outside a session."""
         self.stats = {"bars": 0, "orders": 0, "refused": 0, "errors": 0, "skipped": 0,
                       "missed": 0}  # fmt: skip
         self.desk = OrderDesk(

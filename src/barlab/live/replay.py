@@ -164,12 +164,14 @@ def _records_from(path: Path, cursor: Any) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayResult:
-    """A replay's outcome: the parity report, both sides' orders, the bridge's counters."""
+    """A replay's outcome: the parity report, both sides' orders, the bridge's counters and
+    its market data store at the end."""
 
     report: ParityReport
     backtest: pl.DataFrame
     bridge: pl.DataFrame
     stats: dict[str, int]
+    market_data: Any = None
 
 
 def replay(
@@ -240,8 +242,9 @@ def replay(
     report = compare(bt, bridge_frame, bridge_positions=positions)
     bridge: LiveBridge | None = box.get("bridge")
     return ReplayResult(
-        report=report, backtest=bt, bridge=bridge_frame, stats=bridge.stats if bridge else {}
-    )
+        report=report, backtest=bt, bridge=bridge_frame, stats=bridge.stats if bridge else {},
+        market_data=bridge.market_data if bridge else None,
+    )  # fmt: skip
 
 
 def bridge_orders(broker: Any, journal_path: Path) -> pl.DataFrame:

@@ -79,6 +79,8 @@ class SessionOptions:
         First backoff of the streams' reconnects, seconds, e.g. 1.0.
     source : str
         Labels the window's Bars, e.g. ``"alpaca"`` or ``"demo"``.
+    market_data_retention : int
+        Trades kept per symbol in ``bridge.market_data`` (``[live] market_data_retention``).
     metrics, health : optional
         :class:`barlab.live.ops.BridgeMetrics` and :class:`barlab.live.ops.Health`: the session
         reports bars and feed latency to the first and registers its checks with the second
@@ -89,6 +91,7 @@ class SessionOptions:
     on_shutdown: str = "cancel"
     reconnect_base_s: float = 1.0
     source: str = "alpaca"
+    market_data_retention: int = 1000
     metrics: Any = None
     health: Any = None
 
@@ -108,7 +111,13 @@ def run_session(
     """Run the bridge until ``stop`` is set; returns it (its ``stats`` say what it did)."""
     from barlab.data.providers.alpaca import AlpacaProvider
     from barlab.live.broker import AlpacaBroker
-    from barlab.live.feed import MarketDataFeed, StreamOptions, TradeUpdatesStream, alpaca_backfill
+    from barlab.live.feed import (
+        MarketDataFeed,
+        MarketDataStore,
+        StreamOptions,
+        TradeUpdatesStream,
+        alpaca_backfill,
+    )
 
     opts = options or SessionOptions()
     keys = {"key_id": endpoints.key_id, "secret_key": endpoints.secret_key}
@@ -138,9 +147,12 @@ def run_session(
     now_ns = int(broker.get_clock().timestamp.timestamp() * 10**9)
     start_ns = _warm_up(bridge, backfill, now_ns=now_ns, bar_ns=bar_ns)
     stream_options = StreamOptions(backoff_base_s=opts.reconnect_base_s)
+    # the latest quote and the last trades of each symbol, for strategies that stream them
+    bridge.market_data = MarketDataStore(retention=opts.market_data_retention)
     feed = MarketDataFeed(
         endpoints.stream_url, feed=endpoints.feed, symbols=symbols, backfill=backfill,
-        start_ns=start_ns, options=stream_options, **keys,
+        start_ns=start_ns, options=stream_options, store=bridge.market_data,
+        channels=("bars", *strategy.market_data), **keys,
     )  # fmt: skip
     updates = TradeUpdatesStream(
         endpoints.trade_updates_url, on_update=bridge.on_trade_update,
