@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -101,9 +103,31 @@ class Bars:
             requested=self.requested,
         )
 
+    def describe(self) -> dict[str, Any]:
+        """What a saved run records about its bars: symbols, timeframe, source, synthetic,
+        first and last bar times (ISO, UTC), bars, data version, requested dates and periods
+        per year."""
+        first_last = [_iso(t) for t in self.ts_ns[[0, -1]]] if self.n_bars else [None, None]
+        return {
+            "symbols": list(self.symbols),
+            "timeframe": self.timeframe,
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "start": first_last[0],
+            "end": first_last[1],
+            "n_bars": self.n_bars,
+            "data_version": self.version,
+            "requested": list(self.requested),
+            "periods_per_year": self.periods_per_year,
+        }
+
     def __repr__(self) -> str:
         kind = "SYNTHETIC " if self.synthetic else ""
         return (
             f"Bars({kind}{self.source}, {self.timeframe}, {self.n_bars} bars x "
             f"{self.n_symbols} symbols {list(self.symbols)})"
         )
+
+
+def _iso(ts_ns: int) -> str:
+    return dt.datetime.fromtimestamp(int(ts_ns) / 1e9, tz=dt.UTC).isoformat()

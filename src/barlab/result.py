@@ -109,17 +109,8 @@ class Result:
             "strategy": strategy.label(),
             "params": strategy.get_params(),
             "strategy_hash": strategy.source_hash(),
-            "symbols": symbols,
-            "timeframe": bars.timeframe,
-            "source": bars.source,
-            "synthetic": bars.synthetic,
-            "start": _iso(ts[0]) if len(ts) else None,
-            "end": _iso(ts[-1]) if len(ts) else None,
-            "n_bars": len(ts),
-            "data_version": bars.version,
-            "requested": list(bars.requested),
+            **bars.describe(),
             "options": options.to_dict(),
-            "periods_per_year": bars.periods_per_year,
             "barlab_version": __version__,
         }
 
@@ -446,10 +437,6 @@ def trades_frame(sim: Simulation, ts_ns: np.ndarray, symbols: list[str]) -> pl.D
             "ambiguous": ti[:, 5].astype(bool),
         }
     )  # fmt: skip
-
-
-def _iso(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(int(ts_ns) / 1e9, tz=dt.UTC).isoformat()
 
 
 def _new_run_id(runs: Path, info: dict[str, Any]) -> str:

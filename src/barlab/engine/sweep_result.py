@@ -4,7 +4,6 @@ sorting, the best combination re-run in full, saving as a run folder and display
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import os
 import shutil
@@ -85,7 +84,6 @@ class SweepResult:
         from barlab import __version__
 
         bars = self.bars
-        ts = bars.ts_ns
         opts = BacktestOptions.from_kwargs(**self.options)
         return {
             "kind": "sweep",
@@ -97,16 +95,8 @@ class SweepResult:
             "n_skipped": self.n_skipped,
             "n_invalid": self.n_invalid,
             "elapsed_s": self.elapsed_s,
-            "symbols": list(bars.symbols),
-            "timeframe": bars.timeframe,
-            "source": bars.source,
-            "synthetic": bars.synthetic,
-            "start": _iso(ts[0]) if len(ts) else None,
-            "end": _iso(ts[-1]) if len(ts) else None,
-            "n_bars": len(ts),
-            "data_version": bars.version,
+            **bars.describe(),
             "options": opts.to_dict(),
-            "periods_per_year": bars.periods_per_year,
             "barlab_version": __version__,
         }
 
@@ -196,7 +186,3 @@ def table_of(
         column = pl.Series(name, metrics[:, k], dtype=pl.Float64)
         columns[name] = column.cast(pl.Int64) if name in _INT_FIELDS else column
     return pl.DataFrame(list(columns.values()))
-
-
-def _iso(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(int(ts_ns) / 1e9, tz=dt.UTC).isoformat()

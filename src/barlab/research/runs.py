@@ -3,7 +3,6 @@ rename), beside the backtest and sweep runs."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
@@ -82,17 +81,4 @@ def data_info(bars: Bars) -> dict[str, Any]:
     """What a saved run records about its bars (as a backtest run does) and barlab's version."""
     from barlab import __version__
 
-    ts = bars.ts_ns[[0, -1]]
-    start, end = (dt.datetime.fromtimestamp(int(t) / 1e9, tz=dt.UTC).isoformat() for t in ts)
-    return {
-        "symbols": list(bars.symbols),
-        "timeframe": bars.timeframe,
-        "source": bars.source,
-        "synthetic": bars.synthetic,
-        "start": start,
-        "end": end,
-        "n_bars": bars.n_bars,
-        "data_version": bars.version,
-        "periods_per_year": bars.periods_per_year,
-        "barlab_version": __version__,
-    }
+    return {**bars.describe(), "barlab_version": __version__}
