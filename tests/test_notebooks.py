@@ -19,7 +19,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ("01_quickstart", "02_sweep", "03_walk_forward")
+EXPECTED = ("01_quickstart", "02_sweep", "03_walk_forward", "04_orders_and_portfolios")
 KERNEL = "barlab-notebook-test"
 CELL_TIMEOUT_S = 300  # the first cell to backtest compiles the engine when the cache is cold
 

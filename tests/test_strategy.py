@@ -96,3 +96,23 @@ def test_signals_shape_is_checked():
 
     with pytest.raises(StrategyError, match="shape"):
         Bad().signals(None).check((2, 2))
+
+
+def test_a_strategy_defined_without_a_source_file_still_backtests(bars):
+    """A class typed at the prompt or in a notebook (module __main__) has no file to hash."""
+    import barlab
+    from barlab.strategy import Signals, Strategy
+
+    namespace: dict = {"Strategy": Strategy, "Signals": Signals, "np": np}
+    exec(
+        "class Typed(Strategy):\n"
+        "    def signals(self, bars):\n"
+        "        target = np.full(bars.close.shape, np.nan)\n"
+        "        target[0] = 1.0\n"
+        "        return Signals(target=target)\n",
+        namespace,
+    )
+    typed = namespace["Typed"]
+    typed.__module__ = "a_notebook_cell"  # no module file to read, as in a notebook
+    result = barlab.backtest(typed(), bars)
+    assert result.info["strategy_hash"] == "" and result.metrics.n_trades > 0

@@ -202,11 +202,12 @@ class Strategy:
         raise NotImplementedError
 
     def source_hash(self) -> str:
-        """SHA-256 of the strategy's source file (recorded with every run)."""
-        path = self.source_path or inspect.getsourcefile(type(self)) or ""
+        """SHA-256 of the strategy's source file (recorded with every run); "" when it has
+        none to read (a class defined in a notebook or at the prompt)."""
         try:
-            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        except OSError:
+            path = self.source_path or inspect.getsourcefile(type(self)) or ""
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+        except (OSError, TypeError):
             return ""
 
     def __repr__(self) -> str:
