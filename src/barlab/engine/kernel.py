@@ -102,7 +102,9 @@ def _resting_log_nb(tg, held, lim, stp, trail, lowest, highest):
     return kind, lim if np.isnan(stp) else stp
 
 
-@njit(cache=True)
+# inlined by numba (inline="always"): a plain call takes a reference on each of its arrays,
+# which costs more than the helper's own work
+@njit(cache=True, inline="always")
 def _replace_pending_nb(
     j, t, tg, lim, stp, trl, ref, held, pending, pending_bar, pending_limit, pending_stop,
     pending_trail, pending_low, pending_high, pending_ref, pending_session, orders_i, orders_f,
@@ -170,7 +172,8 @@ def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
         trades_f[k, 6] = 1.0 - seen_lo / entry
 
 
-@njit(cache=True)
+# inlined by numba, as _replace_pending_nb
+@njit(cache=True, inline="always")
 def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows, seen):
     """Add a fill to symbol ``j``'s round trip: close the old position first, then open.
 
@@ -226,6 +229,93 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
             flows[j, 3] += opening * px
         flows[j, 4] += fee - (fee * closing / qty if closing > 0.0 else 0.0)
     return n_trades
+
+
+@njit(cache=True)
+def _fillable_nb(t, pending, open_):
+    """Does an instruction wait for a symbol that has a bar at ``t``?"""
+    for j in range(pending.shape[0]):
+        if not np.isnan(pending[j]) and np.isfinite(open_[t, j]):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _count_waiting_nb(pending):
+    """How many symbols have an instruction waiting (not NaN)."""
+    n = 0
+    for j in range(pending.shape[0]):
+        if not np.isnan(pending[j]):
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high):
+    """Move the watermarks of the resting trailing stop orders with bar ``t``."""
+    for j in range(pending.shape[0]):
+        if not np.isnan(pending_trail[j]) and not np.isnan(pending[j]):
+            if np.isnan(pending_low[j]):  # given before the symbol's first close
+                pending_low[j] = low[t, j]
+                pending_high[j] = high[t, j]
+            elif np.isfinite(high[t, j]):
+                pending_low[j] = min(pending_low[j], low[t, j])
+                pending_high[j] = max(pending_high[j], high[t, j])
+
+
+@njit(cache=True)
+def _has_instruction_nb(target, t):
+    """Does bar ``t`` give an instruction (a target that is not NaN)?"""
+    j = 0
+    while j < target.shape[1] and np.isnan(target[t, j]):
+        j += 1
+    return j < target.shape[1]
+
+
+@njit(cache=True)
+def _limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped):
+    """The account's halts after a bar closes at equity ``value``: ``(halted, peak, stopped)``
+    (the daily loss limit for the rest of the session, the highest equity so far, the max
+    drawdown halt for good)."""
+    if value <= day_start_equity - daily_loss:
+        halted = True
+    peak = max(peak, value)
+    if value <= peak * (1.0 - max_drawdown):
+        stopped = True
+    return halted, peak, stopped
+
+
+@njit(cache=True)
+def _new_session_nb(day_id, t):
+    """Does bar ``t`` open a session?"""
+    return t == 0 or day_id[t] != day_id[t - 1]
+
+
+@njit(cache=True)
+def _any_held_nb(pos):
+    """Is a position open in any symbol?"""
+    j = 0
+    while j < pos.shape[0] and pos[j] == 0.0:
+        j += 1
+    return j < pos.shape[0]
+
+
+@njit(cache=True)
+def _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions):
+    """Equity at bar ``t``'s close: cash plus positions marked at their last known close.
+    Also records the positions and the extreme prices the open trades saw in the bar."""
+    value = cash
+    for j in range(pos.shape[0]):
+        c = close[t, j]
+        if np.isfinite(c):
+            last[j] = c
+        if pos[j] != 0.0:
+            value += pos[j] * last[j]
+            if np.isfinite(high[t, j]):
+                seen[j, 0] = max(seen[j, 0], high[t, j])
+                seen[j, 1] = min(seen[j, 1], low[t, j])
+        positions[t, j] = pos[j]
+    return value
 
 
 @njit(cache=True, nogil=True)
@@ -323,17 +413,34 @@ def simulate_nb(
     halted = False
     peak = cash0
     stopped = False  # the max drawdown halt: for good
+    n_waiting = 0  # symbols with an instruction waiting (none: no fills to look for)
 
-    for t in range(n):
-        if t == 0 or day_id[t] != day_id[t - 1]:
+    t = 0
+    while t < n:
+        # The short path: while no instruction waits, no attached exit can fire and the daily
+        # loss limit flattens nothing, a bar without instructions only closes (marks, equity,
+        # halts). Most bars are such bars; keeping them out of the long path below keeps them
+        # cheap.
+        if not flatten_on_loss and n_waiting == 0 and not (has_exits and _any_held_nb(pos)):
+            while t < n and not _has_instruction_nb(target, t):
+                if _new_session_nb(day_id, t):
+                    day_start_equity = prev_equity
+                    halted = False
+                value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
+                equity[t] = value
+                cash_out[t] = cash
+                prev_equity = value
+                halted, peak, stopped = _limits_nb(
+                    value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
+                )
+                t += 1
+            if t == n:
+                break
+        if _new_session_nb(day_id, t):
             day_start_equity = prev_equity
             halted = False
 
-        n_pending = 0
-        for j in range(m):
-            if not np.isnan(pending[j]) and np.isfinite(open_[t, j]):
-                n_pending += 1
-        if n_pending > 0:
+        if n_waiting > 0 and _fillable_nb(t, pending, open_):
             equity_open = cash
             for j in range(m):
                 mark[j] = open_[t, j] if np.isfinite(open_[t, j]) else last[j]
@@ -467,6 +574,8 @@ def simulate_nb(
                         best[j] = entry_px[j]
                         entry_bar[j] = t
 
+            n_waiting = _count_waiting_nb(pending)
+
         if has_exits:
             for j in range(m):
                 if pos[j] == 0.0 or not np.isfinite(open_[t, j]):
@@ -516,70 +625,55 @@ def simulate_nb(
                     flows, seen,
                 )  # fmt: skip
 
-        value = cash
-        for j in range(m):
-            if not np.isnan(pending_trail[j]) and not np.isnan(pending[j]):
-                # a resting trailing order follows this bar
-                if np.isnan(pending_low[j]):  # given before the symbol's first close
-                    pending_low[j] = low[t, j]
-                    pending_high[j] = high[t, j]
-                elif np.isfinite(high[t, j]):
-                    pending_low[j] = min(pending_low[j], low[t, j])
-                    pending_high[j] = max(pending_high[j], high[t, j])
-            c = close[t, j]
-            if np.isfinite(c):
-                last[j] = c
-            if pos[j] != 0.0:
-                value += pos[j] * last[j]
-                if np.isfinite(high[t, j]):
-                    seen[j, 0] = max(seen[j, 0], high[t, j])
-                    seen[j, 1] = min(seen[j, 1], low[t, j])
-            positions[t, j] = pos[j]
+        if n_waiting > 0:  # resting trailing orders follow this bar
+            _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high)
+        value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
         equity[t] = value
         cash_out[t] = cash
         prev_equity = value
         flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
-        # what the broker lets new orders spend (size_on_signal)
-        power = max(cash + (margin - 1.0) * max(value, 0.0), 0.0)
-        for j in range(m):
-            tg = target[t, j]
-            closing = flatten and pos[j] != 0.0
-            if closing:
-                tg = 0.0  # the daily loss limit closes everything at the next open
-            elif np.isnan(tg):
-                continue
-            lim_j = np.nan if closing else _cell(limit, t, j)
-            stp_j = np.nan if closing else _cell(stop, t, j)
-            trl_j = np.nan if closing else _cell(trail, t, j)
-            if not np.isnan(trl_j):  # a trailing stop order has no other price
-                lim_j = np.nan
-                stp_j = np.nan
-            if size_on_signal:
-                if sizing != SIZE_SHARES and np.isnan(last[j]):
-                    continue  # no price known yet to size it at: like no instruction
-                at = stp_j
-                if not np.isnan(trl_j):
-                    at = trailing_level_nb(1 if tg > 0 else -1, last[j], last[j], trl_j)
-                px = order_px_nb(last[j], lim_j, at, 1 if tg > 0 else -1, slippage_bps)
-                want = want_nb(sizing, tg, value, alloc, px, rate, per_share, fractional)
-                pending_want[j], power = afford_at_signal_nb(
-                    want, pos[j], last[j] * (1.0 + bp_buffer), power, rate, per_share,
-                    per_order, minimum, maximum, fractional,
+        if flatten or _has_instruction_nb(target, t):
+            # what the broker lets new orders spend (size_on_signal)
+            power = max(cash + (margin - 1.0) * max(value, 0.0), 0.0)
+            for j in range(m):
+                tg = target[t, j]
+                closing = flatten and pos[j] != 0.0
+                if closing:
+                    tg = 0.0  # the daily loss limit closes everything at the next open
+                elif np.isnan(tg):
+                    continue
+                lim_j = np.nan if closing else _cell(limit, t, j)
+                stp_j = np.nan if closing else _cell(stop, t, j)
+                trl_j = np.nan if closing else _cell(trail, t, j)
+                if not np.isnan(trl_j):  # a trailing stop order has no other price
+                    lim_j = np.nan
+                    stp_j = np.nan
+                if size_on_signal:
+                    if sizing != SIZE_SHARES and np.isnan(last[j]):
+                        continue  # no price known yet to size it at: like no instruction
+                    at = stp_j
+                    if not np.isnan(trl_j):
+                        at = trailing_level_nb(1 if tg > 0 else -1, last[j], last[j], trl_j)
+                    px = order_px_nb(last[j], lim_j, at, 1 if tg > 0 else -1, slippage_bps)
+                    want = want_nb(sizing, tg, value, alloc, px, rate, per_share, fractional)
+                    pending_want[j], power = afford_at_signal_nb(
+                        want, pos[j], last[j] * (1.0 + bp_buffer), power, rate, per_share,
+                        per_order, minimum, maximum, fractional,
+                    )  # fmt: skip
+                    pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE
+                n_orders = _replace_pending_nb(
+                    j, t, tg, lim_j, stp_j, trl_j, last[j], pos[j],
+                    pending, pending_bar, pending_limit, pending_stop, pending_trail, pending_low,
+                    pending_high, pending_ref, pending_session, orders_i, orders_f, n_orders,
                 )  # fmt: skip
-                pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE
-            n_orders = _replace_pending_nb(
-                j, t, tg, lim_j, stp_j, trl_j, last[j], pos[j],
-                pending, pending_bar, pending_limit, pending_stop, pending_trail, pending_low,
-                pending_high, pending_ref, pending_session, orders_i, orders_f, n_orders,
-            )  # fmt: skip
-            if n_orders < 0:
-                return -1, n_trades
-            pending_flatten[j] = closing
-        if value <= day_start_equity - daily_loss:
-            halted = True
-        peak = max(peak, value)
-        if value <= peak * (1.0 - max_drawdown):
-            stopped = True
+                if n_orders < 0:
+                    return -1, n_trades
+                pending_flatten[j] = closing
+            n_waiting = _count_waiting_nb(pending)
+        halted, peak, stopped = _limits_nb(
+            value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
+        )
+        t += 1
 
     # trades still open at the end are marked at the last close
     for j in range(m):
