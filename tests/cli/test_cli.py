@@ -166,6 +166,22 @@ def test_warmup_compiles_into_the_configured_cache(home):
     assert out.returncode == 0, out.stderr
     assert "sma_crossover" in out.stdout and f"cache: {cache}" in out.stdout
     assert list(cache.rglob("*.nbi")), "no kernel was cached there"
+    # compiled ahead: a run loads the kernels and says nothing about compiling them
+    warm = run(home, "run", "sma_crossover", *RANGE, "--symbols", "AAPL", "--no-report")
+    assert warm.returncode == 0 and "compiling" not in warm.stderr
+
+
+def test_a_cold_kernel_cache_is_recognised(home, monkeypatch):
+    """`backtest run` announces the first compilation when this says the cache is cold."""
+    from barlab.engine.warmup import kernels_cached
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(home / "empty"))
+    assert not kernels_cached()
+    made = home / "warm" / "engine_0123" / "kernel.simulate_nb-321.py311.nbi"
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(home / "warm"))
+    assert kernels_cached()
 
 
 def test_an_unwritable_kernel_cache_is_a_clear_error(home):

@@ -7,7 +7,9 @@ loads from the cache) every kernel with the argument types real runs use.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,3 +40,15 @@ def warmup(extra_dirs: list | None = None) -> list[tuple[str, float]]:
             backtest(strategy, bars).metrics  # noqa: B018 (the metrics are computed lazily)
         timings.append((name, time.perf_counter() - started))
     return timings
+
+
+def kernels_cached() -> bool:
+    """Does numba's cache hold the simulation kernel already (so the next run loads it instead
+    of compiling everything, which takes tens of seconds)? Looks where numba caches: the
+    ``NUMBA_CACHE_DIR``, or beside the sources, or the user-wide fallback."""
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if folder:
+        roots = [Path(folder)]
+    else:
+        roots = [Path(__file__).parent / "__pycache__", Path.home() / ".cache" / "numba"]
+    return any(next(root.glob("**/kernel.simulate_nb-*.nbi"), None) for root in roots)
