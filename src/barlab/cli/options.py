@@ -145,3 +145,28 @@ def add_output_flags(
     """``--json`` and a visible ``--debug``, last in the command's help."""
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def param_items(
+    items: list[str], params: list[str], label: str, *, expected: str, twice: str = ""
+) -> list[tuple[str, str]]:
+    """``--param NAME=TEXT`` items as (name, text), each name one of ``params`` (of strategy
+    ``label``) and given once; UsageError naming the item otherwise. ``expected`` shows the
+    form, e.g. ``"NAME=LO:HI, e.g. --param fast=5:100"``; ``twice`` adds a hint to the
+    given-twice error."""
+    from barlab.errors import UsageError
+
+    out: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, text = (s.strip() for s in item.partition("="))
+        if not sep or not name:
+            raise UsageError(f"--param {item!r}: expected {expected}")
+        if name not in params:
+            raise UsageError(
+                f"--param {name}: {label} has no parameter {name!r}; it takes "
+                f"{', '.join(params) or 'none'}"
+            )
+        if any(name == seen for seen, _ in out):
+            raise UsageError(f"--param {name} given twice{twice}")
+        out.append((name, text))
+    return out

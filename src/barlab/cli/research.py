@@ -16,6 +16,7 @@ from barlab.cli.options import (
     add_data_flags,
     add_output_flags,
     add_strategy_args,
+    param_items,
 )
 from barlab.cli.sweep import add_dask_arguments, dask_session_for, parse_grid, workers_of
 from barlab.errors import UsageError
@@ -101,17 +102,9 @@ def _shared(p: argparse.ArgumentParser, param_help: str) -> None:
 def parse_bounds(items: list[str], params: list[str], label: str) -> dict[str, Any]:
     """``fast=5:100`` -> ``(5, 100)`` (both included); ``allow_short=true`` -> ``"true"``."""
     out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = (s.strip() for s in item.partition("="))
-        if not sep or not name:
-            raise UsageError(f"--param {item!r}: expected NAME=LO:HI, e.g. --param fast=5:100")
-        if name not in params:
-            raise UsageError(
-                f"--param {name}: {label} has no parameter {name!r}; it takes "
-                f"{', '.join(params) or 'none'}"
-            )
-        if name in out:
-            raise UsageError(f"--param {name} given twice")
+    for name, text in param_items(
+        items, params, label, expected="NAME=LO:HI, e.g. --param fast=5:100"
+    ):
         if ":" not in text:
             if not text or "," in text:
                 raise UsageError(f"--param {name}={text}: give bounds LO:HI or one fixed value")

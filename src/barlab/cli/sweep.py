@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from barlab.cli.options import add_cost_flags, add_data_flags, add_output_flags, add_strategy_args
+from barlab.cli.options import (
+    add_cost_flags,
+    add_data_flags,
+    add_output_flags,
+    add_strategy_args,
+    param_items,
+)
 from barlab.errors import UsageError
 
 SWEEP_EPILOG = """\
@@ -160,20 +166,11 @@ def parse_values(name: str, text: str) -> list[Any]:
 
 
 def parse_grid(items: list[str], params: list[str], label: str) -> dict[str, list[Any]]:
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f"--param {item!r}: expected NAME=VALUES, e.g. --param fast=5:55")
-        if name not in params:
-            raise UsageError(
-                f"--param {name}: {label} has no parameter {name!r}; it takes "
-                f"{', '.join(params) or 'none'}"
-            )
-        if name in grid:
-            raise UsageError(f"--param {name} given twice; give all its values at once")
-        grid[name] = parse_values(name, value)
+    pairs = param_items(
+        items, params, label, expected="NAME=VALUES, e.g. --param fast=5:55",
+        twice="; give all its values at once",
+    )  # fmt: skip
+    grid = {name: parse_values(name, value) for name, value in pairs}
     if not grid:
         raise UsageError(
             f"empty grid: give at least one --param NAME=VALUES ({label} takes "
