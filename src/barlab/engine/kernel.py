@@ -286,18 +286,63 @@ def _limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, 
 
 
 @njit(cache=True)
-def _new_session_nb(day_id, t):
-    """Does bar ``t`` open a session?"""
-    return t == 0 or day_id[t] != day_id[t - 1]
-
-
-@njit(cache=True)
 def _any_held_nb(pos):
     """Is a position open in any symbol?"""
     j = 0
     while j < pos.shape[0] and pos[j] == 0.0:
         j += 1
     return j < pos.shape[0]
+
+
+@njit(cache=True)
+def _levels_nb(held, ref, best, atr, exits):
+    """:func:`exit_levels_nb` for a position of ``held`` shares; ``exits`` holds the run's
+    distances in its order. The kernel keeps them until the entry or its best price changes:
+    computed on every bar they would cost more than the rest of a quiet bar."""
+    sl, tp, trail, sl_atr, tp_atr, trail_atr = exits
+    d = 1 if held > 0.0 else -1
+    return exit_levels_nb(d, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, trail_atr)
+
+
+@njit(cache=True)
+def _next_instruction_nb(target, t):
+    """The first bar from ``t`` on that gives an instruction (``n``: none)."""
+    while t < target.shape[0] and not _has_instruction_nb(target, t):
+        t += 1
+    return t
+
+
+@njit(cache=True)
+def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
+                         stop_kind, target_at, exits, trails, optimistic):  # fmt: skip
+    """The first bar from ``t`` on that gives an instruction or fills an exit attached to an
+    open position (``n``: none), the positions staying as they are; the best prices and the
+    exit levels that trail them move with the bars before it."""
+    m = pos.shape[0]
+    while t < target.shape[0] and not _has_instruction_nb(target, t):
+        for j in range(m):
+            if pos[j] != 0.0 and np.isfinite(open_[t, j]):
+                kind, _, _ = exit_fill_nb(
+                    1 if pos[j] > 0.0 else -1, open_[t, j], high[t, j], low[t, j], stop_at[j],
+                    stop_kind[j], target_at[j], optimistic, True,
+                )  # fmt: skip
+                if kind != 0:
+                    return t
+        if trails:
+            for j in range(m):
+                if pos[j] != 0.0 and np.isfinite(open_[t, j]):
+                    best[j] = _best_nb(pos[j], best[j], high[t, j], low[t, j])
+                    stop_at[j], stop_kind[j], target_at[j] = _levels_nb(
+                        pos[j], entry_px[j], best[j], entry_atr[j], exits
+                    )
+        t += 1
+    return t
+
+
+@njit(cache=True)
+def _best_nb(held, best, high, low):
+    """The best price since entry of a position of ``held`` shares after a bar."""
+    return max(best, high) if held > 0.0 else min(best, low)
 
 
 @njit(cache=True)
@@ -402,9 +447,14 @@ def simulate_nb(
     entry_px = np.zeros(m)  # the price exits are measured from
     entry_atr = np.zeros(m)  # the ATR at the entry's signal bar
     best = np.zeros(m)  # best price since entry (trailing stop), bars before this one
+    stop_at = np.zeros(m)  # the levels of the exits attached to the open position
+    stop_kind = np.zeros(m, dtype=np.int64)
+    target_at = np.zeros(m)
     entry_bar = np.zeros(m, dtype=np.int64)
-    has_exits = min(stop_loss, take_profit, trailing_stop, stop_loss_atr, take_profit_atr,
-                    trailing_stop_atr) < np.inf  # fmt: skip
+    exits = (stop_loss, take_profit, trailing_stop, stop_loss_atr, take_profit_atr,
+             trailing_stop_atr)  # fmt: skip
+    has_exits = min(exits) < np.inf
+    trails = min(trailing_stop, trailing_stop_atr) < np.inf  # exit levels move with the best price
     n_orders = 0
     n_trades = 0
     alloc = size_pct / m
@@ -417,13 +467,20 @@ def simulate_nb(
 
     t = 0
     while t < n:
-        # The short path: while no instruction waits, no attached exit can fire and the daily
+        # The short path: while no instruction waits, no attached exit fires and the daily
         # loss limit flattens nothing, a bar without instructions only closes (marks, equity,
-        # halts). Most bars are such bars; keeping them out of the long path below keeps them
-        # cheap.
-        if not flatten_on_loss and n_waiting == 0 and not (has_exits and _any_held_nb(pos)):
-            while t < n and not _has_instruction_nb(target, t):
-                if _new_session_nb(day_id, t):
+        # halts, the best prices of open positions). Most bars are such bars; keeping them out
+        # of the long path below keeps them cheap.
+        if not flatten_on_loss and n_waiting == 0:
+            if has_exits and _any_held_nb(pos):
+                end = _quiet_held_until_nb(
+                    t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
+                    stop_kind, target_at, exits, trails, optimistic,
+                )  # fmt: skip
+            else:
+                end = _next_instruction_nb(target, t)
+            while t < end:
+                if t == 0 or day_id[t] != day_id[t - 1]:  # a new session
                     day_start_equity = prev_equity
                     halted = False
                 value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
@@ -436,7 +493,7 @@ def simulate_nb(
                 t += 1
             if t == n:
                 break
-        if _new_session_nb(day_id, t):
+        if t == 0 or day_id[t] != day_id[t - 1]:  # a new session
             day_start_equity = prev_equity
             halted = False
 
@@ -572,6 +629,9 @@ def simulate_nb(
                         entry_px[j] = pending_ref[j] if size_on_signal else open_[t, j]
                         entry_atr[j] = _cell(atr, pending_bar[j], j)
                         best[j] = entry_px[j]
+                        stop_at[j], stop_kind[j], target_at[j] = _levels_nb(
+                            pos[j], entry_px[j], best[j], entry_atr[j], exits
+                        )
                         entry_bar[j] = t
 
             n_waiting = _count_waiting_nb(pending)
@@ -580,20 +640,16 @@ def simulate_nb(
             for j in range(m):
                 if pos[j] == 0.0 or not np.isfinite(open_[t, j]):
                     continue
-                d = 1 if pos[j] > 0.0 else -1
-                stop_level, stop_kind, target_level = exit_levels_nb(
-                    d, entry_px[j], best[j], entry_atr[j], stop_loss, take_profit,
-                    trailing_stop, stop_loss_atr, take_profit_atr, trailing_stop_atr,
-                )  # fmt: skip
                 kind, level, ambiguous = exit_fill_nb(
-                    d, open_[t, j], high[t, j], low[t, j], stop_level, stop_kind, target_level,
-                    optimistic, size_on_signal or entry_bar[j] != t,
+                    1 if pos[j] > 0.0 else -1, open_[t, j], high[t, j], low[t, j], stop_at[j],
+                    stop_kind[j], target_at[j], optimistic, size_on_signal or entry_bar[j] != t,
                 )  # fmt: skip
                 if kind == 0:
-                    if pos[j] > 0.0:
-                        best[j] = max(best[j], high[t, j])
-                    else:
-                        best[j] = min(best[j], low[t, j])
+                    if trails:
+                        best[j] = _best_nb(pos[j], best[j], high[t, j], low[t, j])
+                        stop_at[j], stop_kind[j], target_at[j] = _levels_nb(
+                            pos[j], entry_px[j], best[j], entry_atr[j], exits
+                        )
                     continue
                 side = -1 if pos[j] > 0.0 else 1
                 qty = abs(pos[j])
