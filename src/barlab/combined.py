@@ -116,6 +116,25 @@ class Combined(Strategy):
             out.update({f"{key}.{name}": value for name, value in child.get_params().items()})
         return out
 
+    def with_params(self, params: Mapping[str, Any]) -> Combined:
+        """The same children (new instances) with ``params`` as :meth:`get_params` gives them,
+        e.g. ``{"how": "sum", "weights": [0.6, 0.4], "sma_crossover.fast": 20, ...}``
+        (a saved run's); a child's parameters left out take their defaults."""
+        own: dict[str, dict[str, Any]] = {k: {} for k in self.keys}
+        for item, value in params.items():
+            if item in ("how", "weights"):
+                continue
+            key, _, name = item.rpartition(".")
+            if key not in own:
+                raise StrategyError(
+                    f"{self.label()}: parameter {item!r} names none of its strategies "
+                    f"({', '.join(self.keys)})"
+                )
+            own[key][name] = value
+        children = [type(c)(**own[k]) for k, c in zip(self.keys, self.strategies, strict=True)]
+        how = params.get("how", self.how)
+        return Combined(children, how=how, weights=params.get("weights", self.weights))
+
     def source_hash(self) -> str:
         """SHA-256 over the children's labels and source hashes: it changes whenever any
         child's source file does ("" when one of them cannot be read)."""
@@ -143,6 +162,18 @@ class Combined(Strategy):
         states = np.stack(
             [_weights_of(key, c, bars) for key, c in zip(self.keys, self.strategies, strict=True)]
         )
+        parts, combined = self._combine(states)
+        before = np.vstack([np.zeros((1, combined.shape[1])), combined[:-1]])
+        target = np.where(combined != before, combined, np.nan)
+        made = Contributions(
+            names=self.keys, weights=self.weights, parts=parts, combined=combined, target=target
+        )
+        self._last = (bars, made)
+        return made
+
+    def _combine(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The children's parts and the account's target from their targets ``states``
+        (K, n_bars, n_symbols): one definition for the backtest and the live bridge."""
         w = np.array(self.weights)[:, None, None]
         if self.how == "sum":
             parts = w * states
@@ -154,13 +185,75 @@ class Combined(Strategy):
         # parts that cancel out leave rounding dust (1e-18), not a position: call it zero
         combined = parts.sum(axis=0)
         combined[np.abs(combined) < ZERO] = 0.0
-        before = np.vstack([np.zeros((1, combined.shape[1])), combined[:-1]])
-        target = np.where(combined != before, combined, np.nan)
-        made = Contributions(
-            names=self.keys, weights=self.weights, parts=parts, combined=combined, target=target
+        return parts, combined
+
+    def live_state(self, n_symbols: int) -> LiveState:
+        """The state :meth:`step` starts from: every child flat, no target given."""
+        k = len(self.strategies)
+        return LiveState(
+            held=np.zeros((k, n_symbols)), sides=np.zeros((k, n_symbols), dtype=np.int64),
+            combined=np.zeros(n_symbols),
+        )  # fmt: skip
+
+    def step(self, bars: Bars, state: LiveState) -> tuple[np.ndarray, LiveState]:
+        """The account's target for the last row of ``bars`` (NaN = no change) and the state
+        after it, from ``state``, the state after the previous row.
+
+        The live bridge calls this on its rolling window: each child's instruction on the last
+        row moves the target that child holds, which ``state`` carries from bar to bar (a
+        window's rows before the child's last instruction may have rolled out of it). Rows
+        stepped from the first bar on give :meth:`signals`, row for row.
+        """
+        from barlab.engine.backtest import to_target
+
+        shape = bars.close.shape
+        held, sides = state.held.copy(), state.sides.copy()
+        for k, (key, child) in enumerate(zip(self.keys, self.strategies, strict=True)):
+            signals = _checked_signals(key, child, bars)
+            if signals.target is not None:
+                row = to_target(signals, shape)[-1].copy()
+            else:
+                row, sides[k] = _step_sides(signals, sides[k])
+            if signals.size_type == "equal":
+                row /= max(shape[1], 1)
+            held[k] = np.where(np.isnan(row), held[k], row)
+        _, combined = self._combine(held[:, None, :])
+        now = combined[0]
+        target = np.where(now != state.combined, now, np.nan)
+        return target, LiveState(held=held, sides=sides, combined=now)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveState:
+    """What a combination carries from bar to bar in the live bridge (:meth:`Combined.step`).
+
+    Attributes
+    ----------
+    held : float64 array (K, n_symbols)
+        Each child's target, fractions of equity, after the last bar.
+    sides : int64 array (K, n_symbols)
+        Each entries/exits child's side (+1, -1, 0) after the last bar.
+    combined : float64 array (n_symbols,)
+        The account's target after the last bar.
+    """
+
+    held: np.ndarray
+    sides: np.ndarray
+    combined: np.ndarray
+
+    def to_json(self) -> dict[str, list]:
+        return {
+            "held": self.held.tolist(), "sides": self.sides.tolist(),
+            "combined": self.combined.tolist(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> LiveState:
+        return cls(
+            held=np.array(doc["held"], dtype=np.float64),
+            sides=np.array(doc["sides"], dtype=np.int64),
+            combined=np.array(doc["combined"], dtype=np.float64),
         )
-        self._last = (bars, made)
-        return made
 
 
 def combine(
@@ -208,6 +301,32 @@ def _weights_of(key: str, child: Strategy, bars: Bars) -> np.ndarray:
     from barlab.engine.backtest import to_target
 
     shape = bars.close.shape
+    signals = _checked_signals(key, child, bars)
+    target = to_target(signals, shape).copy()  # checks the Signals; NaN = no change
+    if signals.size_type == "equal":
+        target /= max(shape[1], 1)
+    return carry_forward(target)
+
+
+def _step_sides(signals: Signals, sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last row of entries/exits ``signals`` stepped from ``sides`` (the side held per
+    symbol after the row before): the new side where it changes (NaN elsewhere), and the
+    sides after it, by the rule of ``signals_to_target_nb``."""
+    from barlab.engine.targets import signal_step_nb
+
+    arrays = (signals.entries, signals.exits, signals.short_entries, signals.short_exits)
+    row, after = np.full(len(sides), np.nan), sides.copy()
+    for j in range(len(sides)):
+        flags = [bool(a[-1, j]) if a is not None else False for a in arrays]
+        new = signal_step_nb(int(sides[j]), *flags)
+        if new != sides[j]:
+            row[j], after[j] = float(new), new
+    return row, after
+
+
+def _checked_signals(key: str, child: Strategy, bars: Bars) -> Signals:
+    """Child ``key``'s Signals on ``bars``, if a combination can trade them."""
+    shape = bars.close.shape
     signals = child.signals(bars)
     if not isinstance(signals, Signals):
         raise StrategyError(f"{key}.signals() must return Signals, got {type(signals).__name__}")
@@ -226,10 +345,8 @@ def _weights_of(key: str, child: Strategy, bars: Bars) -> np.ndarray:
             "cannot become fractions of equity without the account's equity; give them as "
             "size_type='weight' (0.25 = a quarter of equity) or 'equal'"
         )
-    target = to_target(signals, shape).copy()  # checks the Signals; NaN = no change
-    if signals.size_type == "equal":
-        target /= max(shape[1], 1)
-    return carry_forward(target)
+    signals.check(shape)
+    return signals
 
 
 def carry_forward(target: np.ndarray) -> np.ndarray:

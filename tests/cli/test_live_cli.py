@@ -91,6 +91,79 @@ DAYS = ("--from", "2024-03-05", "--to", "2024-03-06", "--symbols", "AAPL,MSFT,TS
 
 def test_paper_dry_run_of_a_promoted_strategy_sends_nothing(home: Path):
     """backtest, replay, promote, then --paper --dry-run against the local emulator."""
+    refused = run(home, "live", "sma_crossover", "--paper", "--dry-run", env=KEYS)
+    assert refused.returncode == 2 and "promote" in refused.stderr  # not promoted yet
+    done = run(home, "run", "sma_crossover", *DAYS, "--quiet", "--no-report", env=LAX_GATES)
+    run_id = done.stdout.split("run id:")[1].split()[0]
+    assert run(home, "live", "sma_crossover", "--replay", *DAYS, env=LAX_GATES).returncode == 0
+    promoted = run(home, "promote", "sma_crossover", "--run", run_id, env=LAX_GATES)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+
+    output, code, orders, kinds = _paper_dry_run(home, ("sma_crossover",), bars=390)
+    assert code == 0, output[-3000:]
+    assert orders == {} and "DRY RUN" in output and "paper-secret-0123" not in output
+    assert kinds.count("dry_run") > 0 and "intent" not in kinds and kinds.count("bar") == 390
+
+
+COMBINED = ("my_sma+rsi_mean_reversion", "--combine", "sum", "--param", "weights=0.6,0.4")
+WEEK = ("--from", "2024-03-04", "--to", "2024-03-08", "--symbols", "AAPL,MSFT,TSLA")
+KEYS = {"APCA_API_KEY_ID": "PKTESTKEY0123456789", "APCA_API_SECRET_KEY": "paper-secret-0123"}
+
+
+def test_a_combination_replays_exactly_is_promoted_and_trades_only_as_promoted(home: Path):
+    """replay (exact parity), backtest, promote, --paper --dry-run of a combination; then
+    other weights and a changed child's source are refused."""
+    from barlab.strategy import builtin_dir
+
+    (home / "strategies").mkdir()
+    child = home / "strategies" / "my_sma.py"
+    child.write_text((builtin_dir() / "sma_crossover.py").read_text())
+
+    replay = run(home, "live", *COMBINED, "--replay", *WEEK, env=LAX_GATES)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "parity score: 1.0000 (EXACT)" in replay.stdout
+    (folder,) = (home / "reports" / "runs").glob("*-replay-my_sma+rsi_mean_reversion-*")
+    doc = json.loads((folder / "parity.json").read_text())
+    assert doc["score"] == 1.0 and doc["exact"] is True and doc["n_bridge"] >= 50
+    assert doc["params"]["how"] == "sum" and doc["params"]["weights"] == [0.6, 0.4]
+    bars = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
+    assert all("combined_state" in r for r in bars if r["kind"] == "bar")
+
+    done = run(home, "run", *COMBINED, *WEEK, "--quiet", "--no-report", env=LAX_GATES)
+    run_id = done.stdout.split("run id:")[1].split()[0]
+    other = run(home, "promote", *COMBINED[:-1], "weights=0.5,0.5", "--run", run_id)
+    assert other.returncode == 2 and "with weights=[0.6, 0.4], not [0.5, 0.5]" in other.stderr
+    promoted = run(home, "promote", *COMBINED, "--run", run_id, env=LAX_GATES)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert f"parity: run {folder.name}" in promoted.stdout  # the replay above is the evidence
+    record = json.loads((home / "reports/promotions/my_sma+rsi_mean_reversion.json").read_text())
+    combination = record["combination"]
+    assert combination["how"] == "sum" and combination["weights"] == [0.6, 0.4]
+    assert [c["key"] for c in combination["children"]] == ["my_sma", "rsi_mean_reversion"]
+    assert combination["children"][0]["params"] == {"fast": 10, "slow": 50, "allow_short": False}
+    assert all(len(c["source_sha256"]) == 64 for c in combination["children"])
+
+    output, code, orders, kinds = _paper_dry_run(home, COMBINED, bars=120)
+    assert code == 0, output[-3000:]
+    assert orders == {} and "DRY RUN" in output and kinds.count("bar") == 120
+    assert kinds.count("dry_run") > 0 and "intent" not in kinds
+
+    paper = ("live", *COMBINED[:-1])
+    refused = run(home, *paper, "weights=0.5,0.5", "--paper", "--dry-run", env=KEYS)
+    assert refused.returncode == 2
+    assert "promoted on" in refused.stderr
+    assert "weights=[0.6, 0.4], not [0.5, 0.5]" in refused.stderr
+    child.write_text(child.read_text() + "\n# changed after the promotion\n")
+    refused = run(home, *paper, "weights=0.6,0.4", "--paper", "--dry-run", env=KEYS)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "my_sma.py (my_sma, in my_sma+rsi_mean_reversion) changed since" in refused.stderr
+    assert "backtest promote my_sma+rsi_mean_reversion" in refused.stderr
+
+
+def _paper_dry_run(home: Path, strategy: tuple[str, ...], *, bars: int):
+    """``backtest live STRATEGY --paper --dry-run`` against a local emulator of 2024-03-05
+    and -06 for ``bars`` bars: its output, exit code, the emulator's orders and the journal's
+    record kinds."""
     import datetime as dt
     import os
     import signal
@@ -103,46 +176,27 @@ def test_paper_dry_run_of_a_promoted_strategy_sends_nothing(home: Path):
     from barlab.live.replay import drive
     from tests.cli.test_cli import BACKTEST
 
-    refused = run(
-        home,
-        "live",
-        "sma_crossover",
-        "--paper",
-        "--dry-run",
-        env={"APCA_API_KEY_ID": "PKTESTKEY0123456789", "APCA_API_SECRET_KEY": "x" * 20},
-    )
-    assert refused.returncode == 2 and "promote" in refused.stderr  # not promoted yet
-    done = run(home, "run", "sma_crossover", *DAYS, "--quiet", "--no-report", env=LAX_GATES)
-    run_id = done.stdout.split("run id:")[1].split()[0]
-    assert run(home, "live", "sma_crossover", "--replay", *DAYS, env=LAX_GATES).returncode == 0
-    promoted = run(home, "promote", "sma_crossover", "--run", run_id, env=LAX_GATES)
-    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-
-    bars = load_bars(["AAPL", "MSFT", "TSLA"], dt.date(2024, 3, 5), dt.date(2024, 3, 6),
-                     timeframe="1m", source="demo", data_dir=home / "data")  # fmt: skip
+    market = load_bars(["AAPL", "MSFT", "TSLA"], dt.date(2024, 3, 5), dt.date(2024, 3, 6),
+                       timeframe="1m", source="demo", data_dir=home / "data")  # fmt: skip
     journal = home / "paper.jsonl"
-    keys = {"APCA_API_KEY_ID": "PKTESTKEY0123456789", "APCA_API_SECRET_KEY": "paper-secret-0123"}
-    with EmulatorServer(PaperExchange(bars), rate_limit_per_min=None) as server:
+    with EmulatorServer(PaperExchange(market), rate_limit_per_min=None) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BARLAB_", "APCA_"))}
-        env.update({**keys, **LAX_GATES, "XDG_CONFIG_HOME": str(home / "xdg"),
+        env.update({**KEYS, **LAX_GATES, "XDG_CONFIG_HOME": str(home / "xdg"),
                     "APCA_API_BASE_URL": server.url, "APCA_DATA_BASE_URL": server.url,
                     "BARLAB_LIVE_DATA_STREAM_URL": server.ws_url,
                     "BARLAB_ALPACA_REQUESTS_PER_MINUTE": "600000"})  # fmt: skip
         with open(home / "paper.out", "wb") as out:
             proc = subprocess.Popen(
-                [BACKTEST, "live", "sma_crossover", "--paper", "--dry-run", "--symbols",
+                [BACKTEST, "live", *strategy, "--paper", "--dry-run", "--symbols",
                  "AAPL,MSFT,TSLA", "--journal", str(journal)],
                 cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
             wait_for(journal, "ready", timeout_s=60, alive=lambda: proc.poll() is None)
-            drive(server, journal, bars=390, alive=lambda: proc.poll() is None)
+            drive(server, journal, bars=bars, alive=lambda: proc.poll() is None)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(30)
-        orders = server.exchange.orders
-    output = (home / "paper.out").read_text()
-    assert code == 0, output[-3000:]
-    assert orders == {} and "DRY RUN" in output and "paper-secret-0123" not in output
+        orders = dict(server.exchange.orders)
     kinds = [r["kind"] for r in read_journal(journal)]
-    assert kinds.count("dry_run") > 0 and "intent" not in kinds and kinds.count("bar") == 390
+    return (home / "paper.out").read_text(), code, orders, kinds

@@ -17,6 +17,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from barlab.cli.options import (
+    COMBINED_PARAM_HELP,
+    DEBUG_HELP,
+    add_command,
+    add_data_flags,
+    add_strategy_args,
+)
 from barlab.errors import ConfigError, UsageError
 
 LIVE_EPILOG = """\
@@ -24,6 +31,8 @@ examples:
   backtest live sma_crossover --replay --from 2024-03-04 --to 2024-03-08 --symbols AAPL,MSFT,TSLA
   backtest live sma_crossover --paper --dry-run     # logs the orders it would send
   backtest live sma_crossover --paper               # trades the promoted strategy on paper
+  backtest live sma_crossover+rsi_mean_reversion --combine sum --param weights=0.6,0.4 \\
+      --replay --from 2024-03-04 --to 2024-03-08 --symbols AAPL,MSFT,TSLA
 
 Keys come only from the environment (or ./.env): APCA_API_KEY_ID and APCA_API_SECRET_KEY.
 The broker and data hosts: [live] trading_base_url ($APCA_API_BASE_URL), [live]
@@ -36,34 +45,24 @@ the rule the replay's backtest side uses too, so the parity report compares like
 
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    live = sub.add_parser(
-        "live",
+    live = add_command(
+        sub, "live", cmd_live, hidden_debug=False,
         help="run a strategy on Alpaca paper trading, or replay it offline with a parity report",
         description="Run STRATEGY bar by bar through the live bridge: on Alpaca paper trading "
         "(--paper), or offline against the local paper emulator with a parity report against "
         "the backtest (--replay).",
-        epilog=LIVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    live.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+        epilog=LIVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_strategy_args(live, param_help=COMBINED_PARAM_HELP, combine=True)
     mode = live.add_mutually_exclusive_group(required=True)
     mode.add_argument("--paper", action="store_true", help="trade on Alpaca paper trading")
     mode.add_argument("--replay", action="store_true", help="offline replay with parity report")
     mode.add_argument("--live", action="store_true", help="trade real money (needs --confirm-live)")
     live.add_argument("--confirm-live", action="store_true", help="yes, --live trades real money")
     live.add_argument("--dry-run", action="store_true", help="log the orders, send none")
-    live.add_argument("--from", dest="start", metavar="DATE", help="replay: first day")
-    live.add_argument("--to", dest="end", metavar="DATE", help="replay: last day (default: --from)")
-    live.add_argument("--symbols", metavar="LIST", help="comma-separated tickers")
-    live.add_argument("--timeframe", choices=["1m", "5m", "15m", "1h", "1d"], help="bar size")
-    live.add_argument(
-        "--source", choices=["auto", "demo", "polygon", "alpaca", "finnhub", "import"],
-        help="replay: where cached bars come from (default: [data] source)",
-    )  # fmt: skip
-    live.add_argument("--session", choices=["rth", "all"], help=argparse.SUPPRESS)
-    live.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
-        help="strategy parameter, repeatable: --param fast=20",
+    add_data_flags(
+        live, required=False, start_help="replay: first day, YYYY-MM-DD",
+        end_help="replay: last day, YYYY-MM-DD (default: --from)",
     )  # fmt: skip
     live.add_argument("--window", type=int, metavar="BARS", help="rolling window length in bars")
     live.add_argument("--journal", metavar="PATH", help="the journal file (default: per strategy)")
@@ -78,6 +77,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "--metrics-host", default="127.0.0.1", metavar="HOST",
         help="address of the metrics port (default 127.0.0.1; 0.0.0.0 in a container)",
     )  # fmt: skip
+    # the exits a broker holds as bracket (or OTO) legs: no trailing exit (see bridge_options)
     for flag, what in (
         ("--stop-loss", "a fraction below a long's entry (above a short's), e.g. 0.02"),
         ("--take-profit", "a fraction above a long's entry (below a short's), e.g. 0.05"),
@@ -89,16 +89,12 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
             help=f"attach an exit to every entry, sent as a bracket (or OTO) leg: {what}",
         )  # fmt: skip
     live.add_argument("--atr-window", type=int, metavar="BARS", help="bars in the ATR, e.g. 14")
-    live.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
-    live.set_defaults(
-        func=cmd_live, trailing_stop=None, trailing_stop_atr=None, fill_policy=None,
-        commission=None, fractional=None,
-    )  # fmt: skip
+    live.add_argument("--debug", action="store_true", help=DEBUG_HELP)
 
 
 def cmd_live(args: argparse.Namespace, config: Any) -> int:
     import barlab
-    from barlab.cli import backtest_options, parse_params
+    from barlab.cli import backtest_options, strategy_for
     from barlab.live.bridge import BridgeConfig, bridge_options
     from barlab.live.window import default_window
 
@@ -106,9 +102,7 @@ def cmd_live(args: argparse.Namespace, config: Any) -> int:
         raise UsageError("--live trades real money; add --confirm-live to say so (or use --paper)")
     if args.replay and (args.dry_run or args.confirm_live):
         raise UsageError("--replay sends orders only to the local emulator; drop --dry-run")
-    strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
-    params = parse_params(args.param)
-    strategy = strategy_cls(**params)
+    strategy = strategy_for(args, config)  # one by name, or several joined by + (--combine)
     opts = backtest_options(args, config)
     if args.size_pct is not None:
         opts["size_pct"] = args.size_pct
@@ -117,7 +111,7 @@ def cmd_live(args: argparse.Namespace, config: Any) -> int:
     if args.replay:
         return _replay(args, config, strategy, options, window)
     cfg = BridgeConfig(options=options, window_bars=window, dry_run=args.dry_run)
-    return _trade(args, config, strategy_cls, params, strategy, cfg)
+    return _trade(args, config, strategy, cfg)
 
 
 def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, window: int):
@@ -181,9 +175,7 @@ def _run_id(info: dict[str, Any]) -> str:
     return f"{stamp}-replay-{info['strategy']}-{digest[:6]}"
 
 
-def _trade(
-    args: argparse.Namespace, config: Any, strategy_cls: Any, params: dict, strategy: Any, cfg: Any
-) -> int:
+def _trade(args: argparse.Namespace, config: Any, strategy: Any, cfg: Any) -> int:
     from barlab.config import secrets
     from barlab.live.runner import Endpoints, SessionOptions, run_session
     from barlab.live.shutdown import GracefulShutdown
@@ -195,14 +187,10 @@ def _trade(
             f"{' and '.join(missing)} not set: export your Alpaca paper keys "
             "(APCA_API_KEY_ID=... APCA_API_SECRET_KEY=...) or put them in ./.env"
         )
-    # PROMOTION CHECK: a strategy trades only once promoted (barlab.live.promotion); where that
-    # module is missing (an install without it) there is nothing to check against.
-    try:
-        from barlab.live.promotion import require_promoted
-    except ImportError:
-        require_promoted = None
-    if require_promoted is not None:
-        require_promoted(strategy_cls, params, reports_dir=config.reports_dir)
+    # a strategy (or combination) trades only as promoted: same parameters, same source
+    from barlab.live.promotion import check_promoted
+
+    check_promoted(strategy, reports_dir=config.reports_dir)
     live = config.live
     endpoints = Endpoints(
         trading_url=live.trading_base_url, stream_url=live.data_stream_url,

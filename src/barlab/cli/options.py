@@ -37,13 +37,38 @@ def add_command(
 
 
 def add_strategy_args(
-    p: argparse.ArgumentParser, *, param_help: str | None = None, metavar: str = "NAME=VALUE"
+    p: argparse.ArgumentParser,
+    *,
+    param_help: str | None = None,
+    metavar: str = "NAME=VALUE",
+    combine: bool = False,
 ) -> None:
     """The STRATEGY positional, then (with ``param_help``) ``--param NAME=VALUE``, repeatable,
-    into ``args.param`` (a list)."""
-    p.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    into ``args.param`` (a list). With ``combine``, STRATEGY may join several by + and
+    ``--combine`` says how they share the account, as ``backtest run`` reads them
+    (:func:`barlab.cli.strategy_for`)."""
+    if not combine:
+        p.add_argument("strategy", help="strategy name, e.g. sma_crossover (see `backtest list`)")
+    else:
+        p.add_argument("strategy", help=COMBINED_STRATEGY_HELP)
     if param_help is not None:
         p.add_argument("--param", action="append", default=[], metavar=metavar, help=param_help)
+    if combine:
+        p.add_argument("--combine", choices=["sum", "priority"], help=COMBINE_HELP)
+
+
+COMBINED_STRATEGY_HELP = (
+    "strategy name, e.g. sma_crossover (see `backtest list`); several joined by + trade one "
+    "account: sma_crossover+rsi_mean_reversion (see --combine)"
+)
+COMBINED_PARAM_HELP = (
+    "strategy parameter, repeatable: --param fast=20 --param slow=100; for several "
+    "strategies --param sma_crossover.fast=20 and --param weights=0.5,0.5"
+)
+COMBINE_HELP = (
+    "how several strategies (a+b) share the account: sum of their weighted targets "
+    "(default) or priority (the first one holding a symbol controls it)"
+)
 
 
 def add_range_flags(

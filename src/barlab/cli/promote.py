@@ -1,5 +1,9 @@
 """`backtest promote STRATEGY --run RUN_ID`: parses, calls barlab.live.gates, prints the gates.
 
+STRATEGY, ``--param`` and ``--combine`` read as in ``backtest run`` (several strategies joined
+by + are promoted as one combination); the run's parameters are the ones promoted, and a
+``--param`` or ``--combine`` given must be the run's.
+
 Exit codes: 0 promoted (record written), 1 a gate failed (nothing written), 2 a usage error.
 """
 
@@ -11,13 +15,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from barlab.cli.options import add_output_flags, add_strategy_args
+from barlab.cli.options import COMBINED_PARAM_HELP, add_output_flags, add_strategy_args
 
 PROMOTE_EPILOG = """\
 examples:
   backtest run sma_crossover --from 2024-01-02 --to 2024-06-28 --quiet
   backtest promote sma_crossover --run 20261124-055012-sma_crossover-3fa2c1
   backtest promote sma_crossover --run <run-id> --walkforward <wf-run-id> --parity <replay-run-id>
+  backtest promote sma_crossover+rsi_mean_reversion --combine sum --param weights=0.6,0.4 \\
+      --run <run-id>
 
 The gates and their thresholds live in the [promotion] config section (or BARLAB_PROMOTION_*):
 min_trades, min_sharpe, max_drawdown (a fraction, 0.25 = 25 %), min_oos_sharpe of a
@@ -27,7 +33,9 @@ from the cache, and the strategy file must be the one backtested. There are no o
 gate that fails is fixed in the strategy, the evidence or the config.
 
 A promotion writes reports/promotions/<strategy>.json; `backtest live` refuses a strategy
-without one, with other parameters, or whose source changed since.
+without one, with other parameters, or whose source changed since. A combination (a+b) is
+recorded with how, its weights and each child's parameters and source SHA-256; `backtest live`
+refuses it when any of these differs.
 
 exit status: 0 promoted, 1 a gate failed (nothing written), 2 a usage error.
 """
@@ -43,7 +51,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         epilog=PROMOTE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_strategy_args(pr)
+    add_strategy_args(pr, param_help=COMBINED_PARAM_HELP, combine=True)
     pr.add_argument("--run", required=True, metavar="RUN_ID", help="a saved backtest run id")
     pr.add_argument(
         "--walkforward",
@@ -60,14 +68,20 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
 
 
 def cmd_promote(args: argparse.Namespace, config: Any) -> int:
-    import barlab
+    from barlab.cli import parse_params, strategy_for
+    from barlab.combined import Combined
     from barlab.live.gates import evaluate_promotion
     from barlab.live.promotion import write_record
 
-    strategy_cls = barlab.load_strategy(args.strategy, [Path(p) for p in config.strategy.paths])
+    strategy = strategy_for(args, config)  # as `backtest run` reads it
+    given = strategy.get_params()
+    names = [*parse_params(args.param), *(["how"] if args.combine else [])]
+    asked = {name: given[name] for name in names if name in given}
+    target = strategy if isinstance(strategy, Combined) else type(strategy)
     record = evaluate_promotion(
-        strategy_cls, args.run, config=config, walkforward=args.walkforward, parity=args.parity
-    )
+        target, args.run, config=config, walkforward=args.walkforward, parity=args.parity,
+        asked=asked,
+    )  # fmt: skip
     path = write_record(record, reports_dir=config.reports_dir) if record.passed else None
     if args.json:
         print(json.dumps({**record.to_dict(), "path": str(path) if path else None}))

@@ -22,6 +22,12 @@ whose client order id the journal or the broker already knows is never sent agai
 closed after the journal's last bar while the bridge was down are stepped through the
 strategy's entry/exit state (:meth:`LiveBridge.process` with ``trade=False``) without sending
 orders for them, so the state is the uninterrupted run's at the next live bar.
+
+Several strategies on one account (:func:`barlab.combine`): each child's target lasts until
+that child changes it, which may be longer ago than the window reaches, so the bridge carries
+the children's targets itself (:class:`~barlab.combined.LiveState`, stepped by
+:meth:`~barlab.combined.Combined.step` on each bar and journalled with it), as it carries an
+entries/exits strategy's side.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from barlab.combined import Combined, LiveState
 from barlab.engine.backtest import BacktestOptions, session_ids
 from barlab.errors import (
     BrokerError,
@@ -152,6 +159,10 @@ class LiveBridge:
             options=config.options, market_tif=config.time_in_force,
         )  # fmt: skip
         self.signal_state = np.zeros(len(self.symbols), dtype=np.int64)
+        self.combined_state: LiveState | None = (
+            strategy.live_state(len(self.symbols)) if isinstance(strategy, Combined) else None
+        )
+        """A combination's children's targets after the last bar (None for one strategy)."""
         self.session = -1
         self.halted = False
         self.stopped = False
@@ -190,6 +201,8 @@ class LiveBridge:
         if last is not None:
             self.resumed_at = int(last["ts_ns"])
             self.signal_state = np.array(last["signal_state"], dtype=np.int64)
+            if self.combined_state is not None and last.get("combined_state"):
+                self.combined_state = LiveState.from_json(last["combined_state"])
             self.session = int(last["session"])
             self.halted, self.stopped = bool(last["halted"]), bool(last["stopped"])
             self.peak = float(last["peak"])
@@ -277,7 +290,7 @@ class LiveBridge:
         self.journal.append(
             "bar", ts_ns=ts, missed=True, equity=None, positions=None,
             signal_state=self.signal_state.tolist(), halted=self.halted, stopped=self.stopped,
-            peak=self.peak, session=self.session,
+            peak=self.peak, session=self.session, **self._carried(),
         )  # fmt: skip
         self.done.add(ts)
         self.stats["missed"] += 1
@@ -341,6 +354,7 @@ class LiveBridge:
             "bar", ts_ns=ts, equity=equity, session_start_equity=start,
             positions=positions.tolist(), signal_state=self.signal_state.tolist(),
             halted=self.halted, stopped=self.stopped, peak=self.peak, session=self.session,
+            **self._carried(),
         )  # fmt: skip
         self.done.add(ts)
         self.stats["bars"] += 1
@@ -356,10 +370,20 @@ class LiveBridge:
         """The strategy's instructions for the window's last bar (stepping the entry/exit
         state), and the ATR there when exits need it."""
         window = self.window.bars()
+        atr = None if self.atr is None else self.atr.value.copy()
+        if isinstance(self.strategy, Combined) and self.combined_state is not None:
+            target, self.combined_state = self.strategy.step(window, self.combined_state)
+            return Row.market(target, "weight"), atr
         row, self.signal_state = last_row(
             self.strategy, self.strategy.signals(window), window.close.shape, self.signal_state
         )
-        return row, None if self.atr is None else self.atr.value.copy()
+        return row, atr
+
+    def _carried(self) -> dict[str, Any]:
+        """A combination's state for the journal's bar record (nothing for one strategy)."""
+        if self.combined_state is None:
+            return {}
+        return {"combined_state": self.combined_state.to_json()}
 
     # -- orders --------------------------------------------------------------------------------
     def _kill_switch(

@@ -12,20 +12,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from barlab.combined import Combined
 from barlab.config import Config, PromotionConfig
 from barlab.errors import UsageError
 from barlab.live.evidence import Evidence, find_parity, find_walkforward
 from barlab.live.promotion import (
     Gate,
     PromotionRecord,
+    describe_combination,
     now_iso,
     plain_params,
     source_file,
-    source_sha256,
 )
 from barlab.strategy import Strategy
 
@@ -34,19 +36,22 @@ DATA_KEYS = ("symbols", "timeframe", "source", "synthetic", "start", "end", "n_b
 
 
 def evaluate_promotion(
-    strategy_cls: type[Strategy],
+    strategy_cls: type[Strategy] | Combined,
     run_id: str,
     *,
     config: Config,
     walkforward: str | None = None,
     parity: str | None = None,
+    asked: Mapping[str, Any] | None = None,
 ) -> PromotionRecord:
     """Judge the saved backtest ``run_id`` of ``strategy_cls`` against every gate.
 
     Parameters
     ----------
-    strategy_cls : type[Strategy]
-        e.g. ``load_strategy("sma_crossover")``; the run must be a backtest of it.
+    strategy_cls : type[Strategy] or Combined
+        e.g. ``load_strategy("sma_crossover")``, or a combination
+        (``load_combined("sma_crossover+rsi_mean_reversion", {})``); the run must be a
+        backtest of it. The run's parameters are the ones judged and promoted.
     run_id : str
         A saved run under ``config.reports_dir/runs`` (or its folder path).
     config : Config
@@ -55,6 +60,9 @@ def evaluate_promotion(
         Run ids of the walk-forward and the replay parity to use; default: the latest saved
         run of the same strategy that fits (walk-forward: same symbols, timeframe and source,
         the run's parameters in its grid; parity: same parameters).
+    asked : mapping, optional
+        Parameters the caller named (``--param``, ``--combine``), as ``get_params()`` gives
+        them, e.g. ``{"weights": [0.6, 0.4]}``: each must be the run's, else a UsageError.
 
     Returns
     -------
@@ -64,22 +72,24 @@ def evaluate_promotion(
     Raises
     ------
     UsageError
-        The run is not a backtest of this strategy, or the evidence given does not fit it.
+        The run is not a backtest of this strategy (or of the parameters ``asked``), or the
+        evidence given does not fit it.
     """
     from barlab.research.lookahead import check_lookahead
     from barlab.result import load_run
 
     reports = config.reports_dir
-    name = strategy_cls.label()
+    name = strategy_cls.label()  # a class's, or the combination's "a+b"
     run_path = _backtest_run(run_id, name, reports)
     run = load_run(str(run_path))
     info = run.info
-    strategy = strategy_cls(**info["params"])
+    strategy = _as_run(strategy_cls, info["params"])
+    _check_asked(asked or {}, info["params"], run_id, name)
     wf = find_walkforward(strategy, info, reports_dir=reports, run_id=walkforward)
     par = find_parity(strategy, reports_dir=reports, run_id=parity)
     bars = _reload_bars(info, run.config, config)  # after every usage error: this is the slow part
     lookahead = check_lookahead(strategy, bars)
-    current = source_sha256(strategy_cls)
+    current = strategy.source_hash()
     rules = config.promotion
     gates = [
         _source_gate(info.get("strategy_hash", ""), current),
@@ -94,7 +104,7 @@ def evaluate_promotion(
     return PromotionRecord(
         strategy=name,
         params=plain_params(strategy.get_params()),
-        source_file=source_file(strategy_cls),
+        source_file=_source_files(strategy),
         source_sha256=current,
         run_id=run.run_id,
         data={k: info.get(k) for k in DATA_KEYS},
@@ -105,7 +115,34 @@ def evaluate_promotion(
         promoted_at=now_iso(),
         barlab_version=__version__,
         extra={"lookahead": lookahead.to_dict(), "thresholds": asdict(rules)},
+        combination=describe_combination(strategy) if isinstance(strategy, Combined) else None,
     )
+
+
+def _as_run(strategy: type[Strategy] | Combined, params: Mapping[str, Any]) -> Strategy:
+    """``strategy`` (a class, or a combination) with a saved run's parameters."""
+    if isinstance(strategy, Combined):
+        return strategy.with_params(params)
+    return strategy(**params)
+
+
+def _check_asked(asked: Mapping[str, Any], ran: Mapping[str, Any], run_id: str, name: str) -> None:
+    """UsageError naming a parameter given on the command line that the run did not use."""
+    for key, value in asked.items():
+        want, had = plain_params({key: value})[key], plain_params({key: ran.get(key)})[key]
+        if want != had:
+            raise UsageError(
+                f"--run {run_id} backtested {name} with {key}={had!r}, not {want!r}; promote "
+                f"the run as it is (drop that flag: the run's parameters are promoted), or "
+                f"backtest {key}={want!r} and promote that run"
+            )
+
+
+def _source_files(strategy: Strategy) -> str:
+    """The strategy's source file; a combination's children's, joined by ", "."""
+    if isinstance(strategy, Combined):
+        return ", ".join(source_file(type(c)) for c in strategy.strategies)
+    return source_file(type(strategy))
 
 
 def _backtest_run(run_id: str, name: str, reports: Path) -> Path:

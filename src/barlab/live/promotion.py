@@ -6,6 +6,11 @@ the live bridge makes before it trades (:func:`require_promoted`).
 of its source file, the run and its data version, the metrics, every gate with its threshold,
 value and outcome, the time and barlab's version. Never a secret: nothing from the
 environment goes in.
+
+A combination (``a+b``, :func:`barlab.combine`) is promoted as one strategy named by its
+children, ``promotions/a+b.json``; its record's ``combination`` says how they share the
+account, their weights, and each child's name, parameters, source file and SHA-256, and
+:func:`check_promoted` refuses it when any of these differs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from barlab.atomic import write_text
+from barlab.combined import Combined
 from barlab.errors import NotPromotedError
 from barlab.strategy import Strategy
 
@@ -97,6 +103,11 @@ class PromotionRecord:
         Every gate (:meth:`Gate.to_dict`).
     walkforward_run, parity_run : str or None
         The evidence used, when there was some.
+    combination : dict or None
+        For several strategies on one account (:func:`describe_combination`): ``how``,
+        ``weights`` and ``children`` (each: ``key``, ``strategy``, ``params``,
+        ``source_file``, ``source_sha256``); None for one strategy. ``source_sha256`` is
+        then the SHA-256 over the children's (:meth:`barlab.combined.Combined.source_hash`).
     promoted_at : str
         ISO 8601 UTC, e.g. ``"2026-11-24T05:50:12Z"``.
     barlab_version : str
@@ -116,6 +127,7 @@ class PromotionRecord:
     barlab_version: str = ""
     format: int = RECORD_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
+    combination: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -134,6 +146,7 @@ class PromotionRecord:
 _FIELDS = (
     "format", "strategy", "params", "source_file", "source_sha256", "run_id", "data", "metrics",
     "gates", "walkforward_run", "parity_run", "promoted_at", "barlab_version", "extra",
+    "combination",
 )  # fmt: skip
 
 
@@ -194,30 +207,120 @@ def require_promoted(
     Raises
     ------
     NotPromotedError (exit 2)
-        No record; the parameters differ from the promoted ones; or the strategy's source
-        file changed since (its SHA-256 differs), e.g. ``"sma_crossover.py changed since its
-        promotion on 2026-11-24T05:50:12Z; run backtest promote again"``.
+        As :func:`check_promoted`.
     """
-    strategy = strategy_cls(**dict(params or {}))
+    return check_promoted(strategy_cls(**dict(params or {})), reports_dir=reports_dir)
+
+
+def check_promoted(strategy: Strategy, *, reports_dir: str | os.PathLike[str]) -> PromotionRecord:
+    """The promotion record that lets ``strategy`` (one, or a combination) trade, or an error.
+
+    Raises
+    ------
+    NotPromotedError (exit 2)
+        No record; the parameters differ from the promoted ones (for a combination: its
+        children, how or weights too); or a source file changed since (its SHA-256 differs),
+        e.g. ``"sma_crossover.py changed since its promotion on 2026-11-24T05:50:12Z; ..."``.
+    """
     name = strategy.label()
     record = read_record(name, reports_dir=reports_dir)
+    again = f"`{promote_command(strategy)}`"
+    if isinstance(strategy, Combined):
+        _check_combination(strategy, record, again)
     wanted = plain_params(strategy.get_params())
     if wanted != record.params:
+        differ = [k for k in {**wanted, **record.params} if wanted.get(k) != record.params.get(k)]
         raise NotPromotedError(
-            f"{name} was promoted on {record.promoted_at} with {_show(record.params)}, not "
-            f"{_show(wanted)}; trade the promoted parameters, or backtest these and run "
-            f"`backtest promote {name} --run <run-id>`"
+            f"{name} was promoted on {record.promoted_at} with "
+            f"{_show({k: record.params.get(k) for k in differ})}, not "
+            f"{_show({k: wanted.get(k) for k in differ})}; trade the promoted parameters, or "
+            f"backtest these and run {again}"
         )
-    current = source_sha256(strategy_cls)
+    if isinstance(strategy, Combined):
+        return record  # each child's source was checked above
+    current = source_sha256(type(strategy))
     if current != record.source_sha256:
-        file = Path(source_file(strategy_cls) or record.source_file).name
+        file = Path(source_file(type(strategy)) or record.source_file).name
         what = "cannot be read" if not current else "changed"
         raise NotPromotedError(
             f"{file} {what} since its promotion on {record.promoted_at} (SHA-256 "
             f"{record.source_sha256[:12]}…, now {current[:12] or 'unreadable'}); backtest the "
-            f"new code and run backtest promote again: `backtest promote {name} --run <run-id>`"
+            f"new code and run backtest promote again: {again}"
         )
     return record
+
+
+def describe_combination(strategy: Combined) -> dict[str, Any]:
+    """What identifies a combination in its promotion record: how, weights and each child's
+    key, strategy name, parameters, source file and its SHA-256 now."""
+    children = [
+        {
+            "key": key, "strategy": child.label(),
+            "params": plain_params(child.get_params()),
+            "source_file": source_file(type(child)), "source_sha256": source_sha256(type(child)),
+        }
+        for key, child in zip(strategy.keys, strategy.strategies, strict=True)
+    ]  # fmt: skip
+    return {"how": strategy.how, "weights": list(strategy.weights), "children": children}
+
+
+def promote_command(strategy: Strategy) -> str:
+    """The command that promotes ``strategy`` as it is configured now, e.g.
+    ``"backtest promote a+b --combine sum --param weights=0.6,0.4 --run <run-id>"``."""
+    if not isinstance(strategy, Combined):
+        return f"backtest promote {strategy.label()} --run <run-id>"
+    weights = ",".join(f"{w:g}" for w in strategy.weights)
+    return (
+        f"backtest promote {strategy.label()} --combine {strategy.how} --param "
+        f"weights={weights} --run <run-id>"
+    )
+
+
+def _check_combination(strategy: Combined, record: PromotionRecord, again: str) -> None:
+    """NotPromotedError naming the first difference between ``strategy`` and the promoted
+    combination: its children, how, weights, a child's parameters or a child's source."""
+    name, when = strategy.label(), record.promoted_at
+    promoted = record.combination
+    if not promoted:
+        raise NotPromotedError(
+            f"promotion record of {name} (from {when}) does not describe the combination; "
+            f"promote it again: {again}"
+        )
+    now = describe_combination(strategy)
+    keys = [c["key"] for c in promoted["children"]]
+    if keys != [c["key"] for c in now["children"]]:
+        raise NotPromotedError(
+            f"{name}: the promoted combination's strategies are {'+'.join(keys)}; trade those, "
+            f"or backtest this one and run {again}"
+        )
+    for what in ("how", "weights"):
+        if now[what] != promoted[what]:
+            raise NotPromotedError(
+                f"{name} was promoted on {when} with {what}={promoted[what]!r}, not "
+                f"{now[what]!r}; give --combine {promoted['how']} --param weights="
+                f"{','.join(f'{w:g}' for w in promoted['weights'])}, or backtest this "
+                f"combination and run {again}"
+            )
+    for was, child in zip(promoted["children"], now["children"], strict=True):
+        if child["params"] != was["params"]:
+            differ = [k for k in child["params"] if child["params"][k] != was["params"].get(k)]
+            key = child["key"]
+            flags = " ".join(f"--param {key}.{k}={was['params'].get(k)}" for k in differ)
+            raise NotPromotedError(
+                f"{name}: {child['key']} was promoted on {when} with "
+                f"{_show({k: was['params'].get(k) for k in differ})}, not "
+                f"{_show({k: child['params'][k] for k in differ})}; give {flags} as "
+                f"promoted, or backtest these and run {again}"
+            )
+        if child["source_sha256"] != was["source_sha256"] or not child["source_sha256"]:
+            file = Path(child["source_file"] or was["source_file"]).name
+            what = "cannot be read" if not child["source_sha256"] else "changed"
+            raise NotPromotedError(
+                f"{file} ({child['key']}, in {name}) {what} since the combination's promotion "
+                f"on {when} (SHA-256 {was['source_sha256'][:12]}…, now "
+                f"{child['source_sha256'][:12] or 'unreadable'}); backtest the combination "
+                f"with the new code and run {again}"
+            )
 
 
 def source_file(strategy_cls: type[Strategy]) -> str:

@@ -4,7 +4,8 @@ from stream (or REST) bars, and the assembler that decides when a bar time is co
 How long the window is: ``window_bars`` (``backtest live --window``) when given, else one more
 than the strategy's own ``lookback`` (an int attribute, property or parameter: the bars of
 history before a bar that its row depends on, e.g. ``lookback = 60`` for a 50-bar average plus
-slack), else four times its largest integer parameter, at least 200. For the bridge's last row
+slack), else four times its largest integer parameter, at least 200; for a combination
+(:func:`barlab.combine`), the longest of its children's. For the bridge's last row
 to be the backtest's, the strategy must be causal, need no more history than that, and not
 depend on its row index (a schedule counted from the first bar moves as the window rolls: give
 such a strategy a window as long as the run, e.g. ``--window 2000``).
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from barlab.bars import TIMEFRAMES, Bars
+from barlab.combined import Combined
 from barlab.data.calendar import NEW_YORK, periods_per_year, sessions
 from barlab.errors import ConfigError
 from barlab.live.marketdata import Bar
@@ -29,6 +31,8 @@ MIN_WINDOW = 200
 
 def default_window(strategy: Any) -> int:
     """Bars the rolling window keeps for ``strategy`` (see the module docstring)."""
+    if isinstance(strategy, Combined):
+        return max(default_window(child) for child in strategy.strategies)
     lookback = getattr(strategy, "lookback", None)
     if lookback is not None:
         if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
