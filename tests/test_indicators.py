@@ -433,3 +433,17 @@ def test_crossed_above_is_strict():
     b = np.array([[2.0], [2.0], [2.0], [2.0], [2.0], [2.0]])
     # 1<2 then 2==2 is a touch, not a cross; 2==2 then 3>2 is not strict either
     assert crossed_above(a, b)[:, 0].tolist() == [False, False, False, False, False, True]
+
+
+@given(
+    st.lists(st.tuples(*[st.sampled_from([1.0, 2.0, 3.0, np.nan])] * 2), min_size=0, max_size=30)
+)
+def test_crossed_above_of_one_column_follows_the_rule(pairs):
+    """One column takes a numba pass, several take numpy: both follow the plain rule."""
+    a = np.array([p[0] for p in pairs], dtype=np.float64)
+    b = np.array([p[1] for p in pairs], dtype=np.float64)
+    expected = [t > 0 and a[t - 1] < b[t - 1] and a[t] > b[t] for t in range(len(a))]
+    assert crossed_above(a, b).tolist() == expected
+    assert crossed_above(a[:, None], b[:, None])[:, 0].tolist() == expected
+    assert crossed_above(np.c_[a, b], np.c_[b, a])[:, 0].tolist() == expected
+    assert crossed_below(b, a).tolist() == expected

@@ -66,6 +66,14 @@ class Bars:
                     f"Bars.{name} must be a C-contiguous float64 array of shape {(n, m)}, "
                     f"got {arr.dtype} {arr.shape}"
                 )
+        negative = np.argwhere(self.volume < 0)  # NaN (a missing bar) compares False
+        if negative.size:
+            t, j = negative[0]
+            raise DataError(
+                f"Bars.volume must be >= 0 (NaN for a missing bar); {self.symbols[j]} has "
+                f"{self.volume[t, j]:g} at bar {t} ({negative.shape[0]} negative in all): fix or "
+                "drop those rows in the source data"
+            )
         if self.timeframe not in TIMEFRAMES:
             raise DataError(
                 f"unknown timeframe {self.timeframe!r}; use one of {', '.join(TIMEFRAMES)}"

@@ -414,6 +414,13 @@ def crossed_above(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     shape = np.broadcast_shapes(a.shape, b.shape)
+    if a.shape == b.shape and a.ndim in (1, 2) and a.size == a.shape[0]:  # one column: numba
+        out = np.empty(shape, dtype=np.bool_)
+        nb.crossed_above_nb(
+            np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
+            out.reshape(-1),
+        )  # fmt: skip
+        return out
     a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
     out = np.zeros(shape, dtype=np.bool_)
     with np.errstate(invalid="ignore"):

@@ -674,6 +674,12 @@ def compute_metrics(
     return metrics_from_row(row)
 
 
+def total_fees(fees: np.ndarray) -> float:
+    """The fees of a run's trades, USD: one sum (numpy's) for a backtest, a loaded run and a
+    sweep's row, so that they agree to the last digit."""
+    return float(np.sum(np.ascontiguousarray(fees, dtype=np.float64)))
+
+
 def check_status(status: int) -> None:
     """Raise the ValueError :func:`barlab.metrics_nb.metrics_into_nb` reported, if any."""
     if status == nb.BAD_EQUITY:

@@ -29,7 +29,7 @@ from barlab.atomic import publish_folder
 from barlab.engine.orders import KIND_NAMES, STATUS_NAMES
 from barlab.engine.risk import REASON_NAMES
 from barlab.errors import DataError, RunNotFoundError
-from barlab.metrics import Metrics, compute_metrics
+from barlab.metrics import Metrics, compute_metrics, total_fees
 
 if TYPE_CHECKING:
     from barlab.attribution import Attribution
@@ -378,7 +378,7 @@ def _metrics(
         initial_cash=info["options"]["cash"],
         trade_pnl=trades["pnl"].to_numpy(),
         position_mask=in_market,
-        fees=float(trades["fees"].sum()),
+        fees=total_fees(trades["fees"].to_numpy()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -484,3 +485,31 @@ def test_size_on_signal_checks_buying_power_at_the_signal(bars: Bars):
     left = 100_000.0 - first * c[0] * 1.03
     assert frame[1]["qty"] == int(left / (c[1] * 1.03)) < int(50_000.0 / c[1])
     assert frame[1]["reason"] == "insufficient_cash"
+
+
+def test_size_on_signal_a_short_takes_buying_power_like_a_long():
+    """Alpaca's rule: buying power is margin x equity less the gross exposure. 10,000 cash, 50
+    shares of A sold short at 100: cash 15,000, equity 10,000, buying power 5,000; the short
+    sale's proceeds are not spendable, so a buy of B, and a short sale of B, are cut to it."""
+    flat = np.full((4, 2), 100.0)
+    flat[:, 1] = 200.0
+    bars = Bars(
+        ts_ns=(1_672_756_200 * 10**9 + np.arange(4) * 60 * 10**9).astype(np.int64),
+        open=flat.copy(), high=flat.copy(), low=flat.copy(), close=flat.copy(),
+        volume=np.full((4, 2), 1e6), symbols=("A", "B"), timeframe="1m", source="demo",
+        periods_per_year=98_280,
+    )  # fmt: skip
+    options = BacktestOptions(
+        cash=10_000.0, costs=Costs(slippage_bps=0.0), size_on="signal", buying_power_buffer=0.0
+    )
+    for side in (1.0, -1.0):
+        target = np.full((4, 2), np.nan)
+        target[0, 0] = -50.0
+        target[1, 1] = side * 40.0  # 8,000 of B: the cash would cover it
+        sim = simulate(bars, target, options, size_type="shares")
+        frame = orders_frame(sim, bars.ts_ns, ["A", "B"]).to_dicts()
+        assert [(o["symbol"], o["qty"]) for o in frame] == [("A", 50.0), ("B", 25.0)]
+        assert frame[1]["reason"] == "insufficient_cash"
+        # Reg T: 2 x 10,000 - 5,000 = 15,000 of power, the whole order fits
+        reg_t = dataclasses.replace(options, margin=2.0)
+        assert simulate(bars, target, reg_t, size_type="shares").orders_f[1, 1] == 40.0

@@ -27,8 +27,7 @@ def main(argv: list[str]) -> int:
         key_id=os.environ["APCA_API_KEY_ID"], secret_key=os.environ["APCA_API_SECRET_KEY"],
         requests_per_minute=600_000.0,
     )  # fmt: skip
-    # short: half the equity at most, as the kernel counts short-sale proceeds as cash to
-    # buy with, which the broker's buying power does not
+    # short: half the equity, a smaller account than the other sessions'
     sized = {"size_pct": 0.5} if argv[3:] == ["short"] else {}
     options = bridge_options(replay_options(BacktestOptions.from_kwargs(**sized)))
     run_session(

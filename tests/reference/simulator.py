@@ -455,8 +455,9 @@ def simulate(
         acct.cash.append(cash)
         acct.positions.append(list(pos))
         flatten = daily_loss_flatten and not halted and equity <= day_start - daily_loss_limit
-        # the broker's buying power at this close (size_on="signal")
-        power = max(cash + (margin - 1) * max(equity, 0.0), 0.0)
+        # the broker's buying power at this close (size_on="signal"), Alpaca's rule: margin x
+        # equity less the gross exposure (a short takes power like a long)
+        power = max(margin * equity - gross(pos, last), 0.0)
         for j in range(m):
             closing = flatten and pos[j] != 0
             if closing or not math.isnan(target[t][j]):
@@ -485,8 +486,12 @@ def simulate(
                     costs = (commission_rate, commission_per_share, fractional)
                     want = size_target(tg, sizing, equity, size_pct / m, px, *costs)
                     asked = want
+                    at = check_price(
+                        1 if want > pos[j] else -1, last[j], lim, stp if math.isnan(trl) else
+                        math.nan, buying_power_buffer,
+                    )  # fmt: skip
                     want, power = check_buying_power(
-                        want, pos[j], last[j] * (1 + buying_power_buffer), power,
+                        want, pos[j], at, power,
                         lambda cash, px: affordable(
                             cash, px, commission_rate, commission_per_share, commission_min,
                             commission_max, commission_per_order, fractional,
@@ -522,6 +527,16 @@ def size_target(tg, sizing, equity, alloc, px, rate, per_share, fractional):
     return sign(tg) * whole(value / (px * (1 + rate) + per_share), fractional)
 
 
+def check_price(side, last, limit, stop, buffer):
+    """What a share of an order adding exposure reserves: a buy with a limit, the limit; a sell
+    with a limit, the limit or the close plus the buffer if higher; else the close, or the stop
+    if higher, plus the buffer."""
+    market = (stop if stop > last else last) * (1 + buffer)  # no stop (NaN): the close
+    if math.isnan(limit):
+        return market
+    return market if side < 0 and market > limit else limit
+
+
 def check_buying_power(want, held, px, power, afford):
     """A broker's check at submit: the shares that add exposure (beyond closing ``held``) cost
     ``px`` each out of ``power``; fewer are asked for when it does not cover them."""
@@ -536,6 +551,15 @@ def check_buying_power(want, held, px, power, afford):
             want -= side * (adding - most)
             adding = most
     return want, power - adding * px
+
+
+def gross(pos, prices):
+    """Each position's absolute value at its price, added up in symbol order."""
+    total = 0.0
+    for q, p in zip(pos, prices, strict=True):
+        if q != 0:
+            total += abs(q) * p
+    return total
 
 
 def marked(cash, pos, prices):

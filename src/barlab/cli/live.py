@@ -154,9 +154,10 @@ def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, 
         refused = result.stats.get("errors", 0)
         if refused:
             print(
-                f"note:   the broker refused {refused} orders: the backtest sizes on its cash "
-                "(short-sale proceeds included, resting orders not reserved), the broker on "
-                "its buying power; try a smaller --size-pct, e.g. 0.5."
+                f"note:   the broker refused {refused} orders: the backtest checks buying "
+                "power as Alpaca does, but does not reserve it for resting orders from earlier "
+                "bars, nor know Alpaca's $2,000 minimum to sell short; try a smaller "
+                "--size-pct, e.g. 0.5."
             )
         if has_exits(options):
             print(

@@ -63,8 +63,9 @@ class BacktestOptions:
         it sends the order, so the live bridge, its parity report and the promotion gates use it.
     buying_power_buffer : float
         With ``size_on="signal"`` only: like a broker at submit, the shares an order adds must
-        fit in the cash at the signal bar's close priced this fraction above that close, e.g.
-        ``0.03`` (Alpaca's check on market orders); fewer are asked for otherwise.
+        fit in the buying power at the signal bar's close (``margin`` x equity less the gross
+        exposure, as Alpaca's), priced this fraction above that close, e.g. ``0.03`` (Alpaca's
+        check on market orders); fewer are asked for otherwise (docs/engine.md, Buying power).
     margin : float
         Buying power as a multiple of equity: ``1`` (the default) is a cash account, buys
         never spend cash it does not have; ``2`` is Reg T margin, buys may borrow until cash

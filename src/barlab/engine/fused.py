@@ -12,7 +12,6 @@ a fresh 1 MB array costs page faults, which on minute bars cost as much as the s
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
 from barlab import metrics_nb as nb
 from barlab.bars import Bars
@@ -25,7 +24,7 @@ from barlab.engine.backtest import (
     to_target,
 )
 from barlab.engine.kernel import simulate_nb
-from barlab.metrics import _omega_threshold, check_status
+from barlab.metrics import _omega_threshold, check_status, total_fees
 from barlab.strategy import Signals
 
 # the kernel's trade log columns read here, as in barlab.result.trades_frame
@@ -58,12 +57,11 @@ class RowRunner:
         ``backtest(...).metrics``, which runs the same two kernels on the same inputs."""
         target = to_target(signals, self.bars.close.shape)
         equity, positions, trades_f = self._simulate(signals, target)
-        # as barlab.result: fees summed by polars, the PnL of every trade (open ones too)
-        fees = float(pl.Series(trades_f[:, _FEES], dtype=pl.Float64).sum())
+        # as barlab.result: the PnL of every trade (open ones too)
         status = nb.metrics_into_nb(
             equity, float(self.options.cash), self.ppy, self.threshold,
-            np.ascontiguousarray(trades_f[:, _PNL]), nb.rows_in_market_nb(positions), fees,
-            self.scratch, row,
+            np.ascontiguousarray(trades_f[:, _PNL]), nb.rows_in_market_nb(positions),
+            total_fees(trades_f[:, _FEES]), self.scratch, row,
         )  # fmt: skip
         check_status(status)
 

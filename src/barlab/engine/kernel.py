@@ -11,9 +11,13 @@ Conventions (the reference simulator in tests/reference/ states the same rules i
   the target is sized instead when it is given, at bar t's close: equity marked at that close
   and the symbol's close (its last known close; slippage applied) as the price, which is what a
   live trader knows when it sends the order; the order then asks for those shares at the fill.
-  Like a broker checking buying power at submit, the shares that add exposure must then fit in
-  the cash at that close at the close plus ``bp_buffer`` (e.g. 0.03, Alpaca's), symbol by
-  symbol in column order (engine/sizing.py); sells free no cash until they fill.
+  Like a broker checking buying power at submit, the shares that add exposure (buys to open,
+  sells to open a short) must then fit in Alpaca's buying power at that close: ``margin`` x
+  equity less the gross exposure of the positions (a short uses power like a long; its
+  proceeds are not spendable), symbol by symbol in column order, each order reserving what it
+  adds at its check price (the close plus ``bp_buffer``, e.g. 0.03 as Alpaca's, or beyond that
+  its stop; a buy's limit; a sell's limit if higher: engine/sizing.py); closing orders free
+  nothing until they fill.
 - An instruction from bar t's close is a market order filled at bar t+1's open (slippage applied);
   if the symbol has no bar then, it waits for the symbol's next bar. A newer instruction replaces
   a waiting one. The last bar's instructions are never filled.
@@ -55,6 +59,7 @@ import numpy as np
 from numba import njit
 
 from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact_bps_nb
+from barlab.engine.jit import helper_nb
 from barlab.engine.orders import (
     KIND_MARKET,
     KIND_STOP_LIMIT,
@@ -82,17 +87,24 @@ from barlab.engine.risk import (
     REASON_NONE,
 )
 from barlab.engine.risk_nb import risk_target_nb
-from barlab.engine.sizing import SIZE_SHARES, afford_at_signal_nb, want_nb, whole_nb
+from barlab.engine.sizing import (
+    SIZE_SHARES,
+    afford_at_signal_nb,
+    buying_power_nb,
+    gross_nb,
+    want_nb,
+    whole_nb,
+)
 
 
-@njit(cache=True)
+@helper_nb
 def _cell(a, t, j):
     """``a[t, j]``, a dimension of length 1 broadcast: arrays a run does not use (limit or
     stop prices, trails, the ATR) are passed as one NaN cell, keeping one compiled kernel."""
     return a[min(t, a.shape[0] - 1), min(j, a.shape[1] - 1)]
 
 
-@njit(cache=True)
+@helper_nb
 def _resting_log_nb(tg, held, lim, stp, trail, lowest, highest):
     """(kind, price) a resting order is logged with when it ends unfilled: its limit or stop,
     or a trailing order's stop at that moment."""
@@ -102,9 +114,7 @@ def _resting_log_nb(tg, held, lim, stp, trail, lowest, highest):
     return kind, lim if np.isnan(stp) else stp
 
 
-# inlined by numba (inline="always"): a plain call takes a reference on each of its arrays,
-# which costs more than the helper's own work
-@njit(cache=True, inline="always")
+@helper_nb
 def _replace_pending_nb(
     j, t, tg, lim, stp, trl, ref, held, pending, pending_bar, pending_limit, pending_stop,
     pending_trail, pending_low, pending_high, pending_ref, pending_session, orders_i, orders_f,
@@ -139,7 +149,7 @@ def _replace_pending_nb(
     return n_orders
 
 
-@njit(cache=True)
+@helper_nb
 def _log_unfilled_nb(orders_i, orders_f, n_orders, created, t, j, side, status, kind, price):
     """Log an order that ends unfilled (cancelled or expired); -1 when the log is full."""
     if n_orders == orders_i.shape[0]:
@@ -159,7 +169,7 @@ def _log_unfilled_nb(orders_i, orders_f, n_orders, created, t, j, side, status, 
     return n_orders + 1
 
 
-@njit(cache=True)
+@helper_nb
 def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
     """MAE and MFE of trade ``k`` (fractions of its average entry price) from the extreme
     prices seen while it was open."""
@@ -172,8 +182,7 @@ def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
         trades_f[k, 6] = 1.0 - seen_lo / entry
 
 
-# inlined by numba, as _replace_pending_nb
-@njit(cache=True, inline="always")
+@helper_nb
 def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows, seen):
     """Add a fill to symbol ``j``'s round trip: close the old position first, then open.
 
@@ -231,7 +240,7 @@ def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_
     return n_trades
 
 
-@njit(cache=True)
+@helper_nb
 def _fillable_nb(t, pending, open_):
     """Does an instruction wait for a symbol that has a bar at ``t``?"""
     for j in range(pending.shape[0]):
@@ -240,7 +249,7 @@ def _fillable_nb(t, pending, open_):
     return False
 
 
-@njit(cache=True)
+@helper_nb
 def _count_waiting_nb(pending):
     """How many symbols have an instruction waiting (not NaN)."""
     n = 0
@@ -250,7 +259,7 @@ def _count_waiting_nb(pending):
     return n
 
 
-@njit(cache=True)
+@helper_nb
 def _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high):
     """Move the watermarks of the resting trailing stop orders with bar ``t``."""
     for j in range(pending.shape[0]):
@@ -263,7 +272,7 @@ def _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pendi
                 pending_high[j] = max(pending_high[j], high[t, j])
 
 
-@njit(cache=True)
+@helper_nb
 def _has_instruction_nb(target, t):
     """Does bar ``t`` give an instruction (a target that is not NaN)?"""
     j = 0
@@ -272,7 +281,7 @@ def _has_instruction_nb(target, t):
     return j < target.shape[1]
 
 
-@njit(cache=True)
+@helper_nb
 def _limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped):
     """The account's halts after a bar closes at equity ``value``: ``(halted, peak, stopped)``
     (the daily loss limit for the rest of the session, the highest equity so far, the max
@@ -285,7 +294,7 @@ def _limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, 
     return halted, peak, stopped
 
 
-@njit(cache=True)
+@helper_nb
 def _any_held_nb(pos):
     """Is a position open in any symbol?"""
     j = 0
@@ -294,7 +303,7 @@ def _any_held_nb(pos):
     return j < pos.shape[0]
 
 
-@njit(cache=True)
+@helper_nb
 def _levels_nb(held, ref, best, atr, exits):
     """:func:`exit_levels_nb` for a position of ``held`` shares; ``exits`` holds the run's
     distances in its order. The kernel keeps them until the entry or its best price changes:
@@ -304,7 +313,7 @@ def _levels_nb(held, ref, best, atr, exits):
     return exit_levels_nb(d, ref, best, atr, sl, tp, trail, sl_atr, tp_atr, trail_atr)
 
 
-@njit(cache=True)
+@helper_nb
 def _next_instruction_nb(target, t):
     """The first bar from ``t`` on that gives an instruction (``n``: none)."""
     while t < target.shape[0] and not _has_instruction_nb(target, t):
@@ -312,7 +321,7 @@ def _next_instruction_nb(target, t):
     return t
 
 
-@njit(cache=True)
+@helper_nb
 def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
                          stop_kind, target_at, exits, trails, optimistic):  # fmt: skip
     """The first bar from ``t`` on that gives an instruction or fills an exit attached to an
@@ -339,13 +348,13 @@ def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry
     return t
 
 
-@njit(cache=True)
+@helper_nb
 def _best_nb(held, best, high, low):
     """The best price since entry of a position of ``held`` shares after a bar."""
     return max(best, high) if held > 0.0 else min(best, low)
 
 
-@njit(cache=True)
+@helper_nb
 def _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions):
     """Equity at bar ``t``'s close: cash plus positions marked at their last known close.
     Also records the positions and the extreme prices the open trades saw in the bar."""
@@ -689,8 +698,8 @@ def simulate_nb(
         prev_equity = value
         flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
         if flatten or _has_instruction_nb(target, t):
-            # what the broker lets new orders spend (size_on_signal)
-            power = max(cash + (margin - 1.0) * max(value, 0.0), 0.0)
+            # what the broker lets new orders use (size_on_signal): Alpaca's buying power
+            power = buying_power_nb(value, gross_nb(pos, last), margin) if size_on_signal else 0.0
             for j in range(m):
                 tg = target[t, j]
                 closing = flatten and pos[j] != 0.0
@@ -713,7 +722,7 @@ def simulate_nb(
                     px = order_px_nb(last[j], lim_j, at, 1 if tg > 0 else -1, slippage_bps)
                     want = want_nb(sizing, tg, value, alloc, px, rate, per_share, fractional)
                     pending_want[j], power = afford_at_signal_nb(
-                        want, pos[j], last[j] * (1.0 + bp_buffer), power, rate, per_share,
+                        want, pos[j], last[j], lim_j, stp_j, bp_buffer, power, rate, per_share,
                         per_order, minimum, maximum, fractional,
                     )  # fmt: skip
                     pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE

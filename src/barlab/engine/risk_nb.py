@@ -6,8 +6,8 @@ load numba)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from barlab.engine.jit import helper_nb
 from barlab.engine.risk import (
     REASON_DAILY_LOSS_LIMIT,
     REASON_MAX_DRAWDOWN,
@@ -19,7 +19,7 @@ from barlab.engine.risk import (
 from barlab.engine.sizing import whole_nb
 
 
-@njit(cache=True)
+@helper_nb
 def _limit_increase(pos, new_pos, limit_qty):
     """Clamp ``new_pos`` so that any exposure it adds beyond ``pos`` stays within ``limit_qty``."""
     same_side = pos != 0.0 and np.sign(new_pos) == np.sign(pos)
@@ -29,12 +29,12 @@ def _limit_increase(pos, new_pos, limit_qty):
     return new_pos
 
 
-@njit(cache=True)
+@helper_nb
 def _increases(pos, new_pos):
     return abs(new_pos) > 0.0 and (np.sign(new_pos) != np.sign(pos) or abs(new_pos) > abs(pos))
 
 
-@njit(cache=True)
+@helper_nb
 def risk_target_nb(
     j, want, pos, mark, px, reason, allow_short, position_cap, max_gross, max_open, halted,
     stopped, fractional,

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from barlab.bars import Bars
 from barlab.engine.backtest import Account, BacktestOptions, simulate, to_target
@@ -35,7 +34,7 @@ from barlab.engine.sweep_plan import Where, plan, split_kwargs
 from barlab.engine.sweep_result import METRIC_NAMES, SweepResult, table_of
 from barlab.errors import ConfigError, StrategyError
 from barlab.indicators import SharedResults, shared_results
-from barlab.metrics import Metrics, compute_metrics
+from barlab.metrics import Metrics, compute_metrics, total_fees
 from barlab.strategy import Signals, Strategy
 
 DEFAULT_MAX_MEMORY_MB = 512
@@ -59,7 +58,7 @@ def combo_metrics(
         initial_cash=options.cash,
         trade_pnl=sim.trades_f[:, 3],
         position_mask=np.any(sim.positions != 0.0, axis=1),
-        fees=float(pl.Series(sim.trades_f[:, 4], dtype=pl.Float64).sum()),
+        fees=total_fees(sim.trades_f[:, 4]),
     )
 
 

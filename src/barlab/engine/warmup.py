@@ -7,14 +7,19 @@ loads from the cache) every kernel with the argument types real runs use.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from barlab.bars import Bars
 from barlab.engine.backtest import backtest
+from barlab.metrics import compute_metrics
 from barlab.strategy import available, load_strategy
 
 
@@ -52,3 +57,33 @@ def kernels_cached() -> bool:
     else:
         roots = [Path(__file__).parent / "__pycache__", Path.home() / ".cache" / "numba"]
     return any(next(root.glob("**/kernel.simulate_nb-*.nbi"), None) for root in roots)
+
+
+def compile_statistics() -> None:
+    """Compile (or load) the statistics kernel alone: what :func:`statistics_compiled_aside`'s
+    second process runs."""
+    equity = np.linspace(100_000.0, 101_000.0, 50)
+    compute_metrics(
+        equity, periods_per_year=98_280.0, initial_cash=100_000.0, trade_pnl=np.array([1.0]),
+        position_mask=np.ones(equity.size, dtype=np.bool_), fees=0.0,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def statistics_compiled_aside() -> Iterator[None]:
+    """On a cold kernel cache, compile the statistics kernel in a second process while this
+    one compiles the simulation (about 8 s and 11 s of a first run's compilation, one core
+    each), and wait for it on leaving, so the statistics computed after load from the cache.
+    If that process fails, this one compiles them itself when it needs them."""
+    if kernels_cached():
+        yield
+        return
+    aside = subprocess.Popen(
+        [sys.executable, "-c", "from barlab.engine.warmup import compile_statistics as c; c()"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        aside.wait()

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from barlab.engine.sizing import check_price_nb
 from barlab.errors import ConfigError
 from barlab.live.paper_orders import PaperOrder, parse_order_request
 from barlab.live.wire import ExchangeRejection, dec, parse_decimal
@@ -43,8 +44,8 @@ class ExchangeRules:
     allow_flip : bool
         One order may take a position from long to short (or back); Alpaca refuses it (403).
     market_buffer : float
-        Market and stop buys are checked against buying power this fraction above the last
-        price, e.g. 0.03.
+        Orders that add exposure, other than limit buys, are checked against buying power at
+        least this fraction above the last price, e.g. 0.03 (see :func:`order_cost`).
     wash_trade_guard : bool
         Refuse an order opposite to an open order in the same symbol (403, "potential wash
         trade detected"), as Alpaca can.
@@ -105,21 +106,25 @@ def exposure_qty(ex: PaperExchange, col: int, side: int, qty: float) -> float:
 
 
 def order_cost(ex: PaperExchange, order: PaperOrder | OrderRequest, qty: float) -> float:
-    """Dollars of buying power ``qty`` exposure-adding shares of ``order`` need."""
+    """Dollars of buying power ``qty`` exposure-adding shares of ``order`` need, at the price
+    the backtest checks them at (:func:`~barlab.engine.sizing.check_price_nb`, Alpaca's rule):
+    a buy's limit; a sell's limit, or the last price plus ``market_buffer`` if higher (Alpaca:
+    "MAX(order's limit price, 3% above the current ask price)"); otherwise the last price, or
+    the stop if higher, plus ``market_buffer``. A notional buy needs its dollars."""
     if order.notional is not None:
         return order.notional if order.side > 0 else 0.0
     last = ex.ref_price(
         order.col if isinstance(order, PaperOrder) else ex.symbols.index(order.symbol)
     )
-    if order.type in ("limit", "stop_limit") and order.side > 0:
-        return qty * order.limit_price  # type: ignore[operator]
-    buffer = 1.0 + ex.rules.market_buffer
-    base = max(last, order.stop_price or 0.0, order.limit_price or 0.0)
-    return qty * base * buffer
+    limit = math.nan if order.limit_price is None else order.limit_price
+    stop = math.nan if order.stop_price is None else order.stop_price
+    return qty * check_price_nb(order.side, last, limit, stop, ex.rules.market_buffer)
 
 
 def reserved(ex: PaperExchange) -> float:
-    """Dollars of buying power the open orders hold."""
+    """Dollars of buying power the open orders hold: the part of each that adds exposure (buys
+    to open, sells to open a short) at :func:`order_cost`; closing orders hold none, and free
+    none until they fill (api/alpaca-trading.md §8, Buying power)."""
     total = 0.0
     for o in ex.orders.values():
         if o.is_open:
@@ -129,7 +134,12 @@ def reserved(ex: PaperExchange) -> float:
 
 
 def check_submit(ex: PaperExchange, req: OrderRequest, col: int) -> None:
-    """Shorting and buying-power checks; ExchangeRejection (403/422) when the order may not go."""
+    """Shorting and buying-power checks; ExchangeRejection (403/422) when the order may not go.
+
+    Buying power is Alpaca's (:meth:`Portfolio.buying_power`): multiplier x equity less the
+    gross exposure (long market value + |short market value|) less what open orders reserve
+    (:func:`reserved`); the part of the order that adds exposure must fit in it at
+    :func:`order_cost`. The backtest checks the same (engine/sizing.py)."""
     if ex.rules.wash_trade_guard and any(
         o.is_open and o.col == col and o.side != req.side for o in ex.orders.values()
     ):

@@ -32,7 +32,7 @@ from barlab.engine.backtest import BacktestOptions, to_target
 from barlab.engine.orders import order_px_nb, trailing_level_nb
 from barlab.engine.risk import REASON_CASH, REASON_DAILY_LOSS_LIMIT, REASON_NAMES, REASON_NONE
 from barlab.engine.risk_nb import risk_target_nb
-from barlab.engine.sizing import afford_at_signal_nb, want_nb
+from barlab.engine.sizing import afford_at_signal_nb, buying_power_nb, gross_nb, want_nb
 from barlab.engine.targets import signal_step_nb
 from barlab.errors import StrategyError
 from barlab.live.exits import ExitRule, tick_price
@@ -193,15 +193,17 @@ class Planner:
     ) -> list[OrderIntent]:
         """Intents for one :class:`Row` (or a row of market targets sized as ``size_type``),
         sells before buys. Symbol by symbol, as the kernel does at a signal: the shares an
-        order adds must fit in what is left of the buying power (the kernel's: cash, plus
-        ``margin - 1`` times the equity; sells free none until they fill), then the risk rules
-        apply. Intents whose ``qty`` is 0 were refused (``reason`` says why): the bridge
-        journals them and sends nothing. ``atr``: per symbol at this bar, for ATR exits."""
+        order adds must fit in what is left of the buying power (the kernel's, Alpaca's rule:
+        ``margin`` times the equity less the gross exposure; closing orders free none until
+        they fill), then the risk rules apply. Intents whose ``qty`` is 0 were refused
+        (``reason`` says why): the bridge journals them and sends nothing. ``atr``: per
+        symbol at this bar, for ATR exits."""
         if not isinstance(row, Row):
             row = Row.market(np.asarray(row, dtype=float), size_type)
         sizing = SIZE_TYPES.index(row.size_type)
         margin = float(getattr(self.options, "margin", 1.0))
-        power = max(0.0, account.cash + (margin - 1.0) * max(account.equity, 0.0))
+        gross = gross_nb(account.positions, account.closes)
+        power = buying_power_nb(account.equity, gross, margin)
         found: list[OrderIntent] = []
         for j in range(len(self.symbols)):
             intents, power = self._one(j, row, account, bar_ts_ns, sizing, power, atr)
@@ -255,9 +257,12 @@ class Planner:
             c.commission_per_share, o.fractional,
         )  # fmt: skip
         pos = acct.positions
+        # checked as the kernel checks it: a trailing order at the close (no price yet)
+        trailing = not math.isnan(trl)
         want, power = afford_at_signal_nb(
-            asked, pos[j], last * (1.0 + o.buying_power_buffer), power, c.commission_rate,
-            c.commission_per_share, c.commission_per_order, c.commission_min,
+            asked, pos[j], last, math.nan if trailing else lim, math.nan if trailing else stp,
+            o.buying_power_buffer, power, c.commission_rate, c.commission_per_share,
+            c.commission_per_order, c.commission_min,
             math.inf if c.commission_max is None else c.commission_max, o.fractional,
         )  # fmt: skip
         if want == pos[j] and asked == pos[j]:

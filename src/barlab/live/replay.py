@@ -49,8 +49,9 @@ def replay_options(options: BacktestOptions) -> BacktestOptions:
 def make_server(
     bars: Bars, options: BacktestOptions, *, key_id: str, secret_key: str, **rules: Any
 ) -> Any:
-    """An emulator over ``bars`` with the account, slippage and buying-power buffer of
-    ``options`` (``rules``: other :class:`~barlab.live.exchange.ExchangeRules`), not started.
+    """An emulator over ``bars`` with the account (cash, and ``margin`` as its buying-power
+    multiplier), slippage and buying-power buffer of ``options`` (``rules``: other
+    :class:`~barlab.live.exchange.ExchangeRules`), not started.
     Like Alpaca it refuses an order that takes a position through zero (``allow_flip``): the
     bridge sends a flip as two orders."""
     from barlab.live.emulator import EmulatorServer
@@ -58,7 +59,8 @@ def make_server(
 
     settings = {
         "slippage_bps": options.costs.slippage_bps, "fractional": options.fractional,
-        "allow_flip": False, "market_buffer": options.buying_power_buffer, **rules,
+        "allow_flip": False, "market_buffer": options.buying_power_buffer,
+        "multiplier": options.margin, **rules,
     }  # fmt: skip
     exchange = PaperExchange(bars, cash=options.cash, **settings)
     return EmulatorServer(exchange, key_id=key_id, secret_key=secret_key, rate_limit_per_min=None)
