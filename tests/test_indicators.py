@@ -447,3 +447,23 @@ def test_crossed_above_of_one_column_follows_the_rule(pairs):
     assert crossed_above(a[:, None], b[:, None])[:, 0].tolist() == expected
     assert crossed_above(np.c_[a, b], np.c_[b, a])[:, 0].tolist() == expected
     assert crossed_below(b, a).tolist() == expected
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(1_000, 99_999), min_size=2, max_size=120),
+    st.integers(1, 30),
+    st.integers(0, 60),
+)
+def test_sma_of_a_window_does_not_depend_on_where_the_series_starts(cents, window, start):
+    """The live bridge computes on a rolling window, the backtest from the first bar: each
+    average is the window's exact sum rounded once (math.fsum), in both."""
+    import math
+
+    x = np.array(cents, dtype=np.float64) / 100.0  # prices in whole cents tie often
+    start = min(start, len(x) - 1)
+    whole, tail = sma(x, window), sma(x[start:], window)
+    for t in range(start + window - 1, len(x)):
+        assert whole[t] == tail[t - start] == math.fsum(x[t - window + 1 : t + 1]) / window
+    wide = sma(np.ascontiguousarray(np.repeat(x[:, None], 9, axis=1)), window)  # row-wise
+    assert np.array_equal(wide[:, 4], whole, equal_nan=True)

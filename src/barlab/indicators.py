@@ -5,6 +5,8 @@ Conventions shared by every indicator here:
 - NaN marks a missing bar: it is skipped (a window counts the last ``window`` *present* bars of
   its column) and the output at that row is NaN too.
 - Causal: row t depends on rows <= t only, so a signal built from them can act on bar t+1.
+- ``sma`` is exact per window (its window's sum, rounded once): the same value wherever the
+  series starts, which is what lets the live bridge's rolling window match the backtest.
 - Warm-up rows, before a column has enough present bars, are NaN.
 - 1-D inputs (one symbol) are accepted and give 1-D outputs.
 - Definitions follow TA-Lib's defaults where TA-Lib has the indicator (EMA seeded with an SMA,

@@ -14,12 +14,35 @@ _CANCELLED = 1e-6
 
 
 @njit(cache=True, nogil=True)
+def _two_sum(a, b):
+    # a + b = s + e exactly (Knuth's TwoSum): s the rounded sum, e what rounding dropped
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(cache=True, nogil=True)
+def _add_exact(hi, lo, v):
+    # the running sum hi + lo plus v, nothing rounded away: hi takes the rounded sum, lo
+    # collects the errors (exactly, for values of like magnitude, e.g. prices)
+    hi, e = _two_sum(hi, v)
+    return hi, lo + e
+
+
+# The moving sums are error-free (hi + lo, see _add_exact): the average of a window is then its
+# exact sum rounded once and divided, whatever came before the window. A plain running sum
+# carries rounding from every value that ever entered it, so a window's average would depend
+# on where the series starts: the live bridge's rolling window and the backtest could differ
+# in the last bit, and a cross where the two averages tie would go either way.
+
+
+@njit(cache=True, nogil=True)
 def sma_columns_nb(x, window, out):
     # one column at a time, state in registers: fastest for a few symbols
     n, m = x.shape
     buf = np.empty(window)
     for j in range(m):
-        total = 0.0
+        hi = lo = 0.0
         seen = 0
         slot = 0
         for t in range(n):
@@ -28,12 +51,12 @@ def sma_columns_nb(x, window, out):
                 out[t, j] = np.nan
                 continue
             if seen >= window:
-                total -= buf[slot]
+                hi, lo = _add_exact(hi, lo, -buf[slot])
             buf[slot] = v
-            total += v
+            hi, lo = _add_exact(hi, lo, v)
             seen += 1
             slot = slot + 1 if slot + 1 < window else 0
-            out[t, j] = total / window if seen >= window else np.nan
+            out[t, j] = (hi + lo) / window if seen >= window else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -41,7 +64,8 @@ def sma_rows_nb(x, window, out):
     # row by row (the arrays are C-contiguous), one ring buffer per column: for many symbols
     n, m = x.shape
     buf = np.empty((window, m))
-    total = np.zeros(m)
+    his = np.zeros(m)
+    los = np.zeros(m)
     seen = np.zeros(m, dtype=np.int64)
     slots = np.zeros(m, dtype=np.int64)
     for t in range(n):
@@ -51,13 +75,14 @@ def sma_rows_nb(x, window, out):
                 out[t, j] = np.nan
                 continue
             slot = slots[j]
+            hi, lo = his[j], los[j]
             if seen[j] >= window:
-                total[j] -= buf[slot, j]
+                hi, lo = _add_exact(hi, lo, -buf[slot, j])
             buf[slot, j] = v
-            total[j] += v
+            his[j], los[j] = _add_exact(hi, lo, v)
             seen[j] += 1
             slots[j] = slot + 1 if slot + 1 < window else 0
-            out[t, j] = total[j] / window if seen[j] >= window else np.nan
+            out[t, j] = (his[j] + los[j]) / window if seen[j] >= window else np.nan
 
 
 @njit(cache=True, nogil=True)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from barlab.cli.options import (
+    COMBINED_PARAM_HELP,
     DEBUG_HELP,
     add_command,
     add_cost_flags,
     add_data_flags,
+    add_strategy_args,
 )
 from barlab.errors import BarlabError, UsageError
 
@@ -69,29 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument(
-        "strategy",
-        help="strategy name, e.g. sma_crossover (see `backtest list`); several joined by + "
-        "trade one account: sma_crossover+rsi_mean_reversion (see --combine)",
-    )
+    add_strategy_args(run, param_help=COMBINED_PARAM_HELP, combine=True)
     add_data_flags(
         run,
         start_help="first day, YYYY-MM-DD (inclusive)",
         end_help="last day, YYYY-MM-DD (inclusive; default: yesterday)",
-    )
-    run.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="strategy parameter, repeatable: --param fast=20 --param slow=100; for several "
-        "strategies --param sma_crossover.fast=20 and --param weights=0.5,0.5",
-    )
-    run.add_argument(
-        "--combine",
-        choices=["sum", "priority"],
-        help="how several strategies (a+b) share the account: sum of their weighted targets "
-        "(default) or priority (the first one holding a symbol controls it)",
     )
     add_cost_flags(run)
     run.add_argument("--no-report", action="store_true", help="save the run without report.html")
