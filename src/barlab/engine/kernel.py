@@ -59,13 +59,22 @@ import numpy as np
 from numba import njit
 
 from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact_bps_nb
+from barlab.engine.instructions import (
+    cell_nb,
+    count_waiting_nb,
+    fillable_nb,
+    follow_trailing_nb,
+    has_instruction_nb,
+    log_unfilled_nb,
+    next_instruction_nb,
+    replace_pending_nb,
+    resting_log_nb,
+)
 from barlab.engine.jit import helper_nb
 from barlab.engine.orders import (
     KIND_MARKET,
     KIND_STOP_LIMIT,
     KIND_TAKE_PROFIT,
-    KIND_TRAILING_ORDER,
-    ORDER_CANCELLED,
     ORDER_EXPIRED,
     ORDER_FILLED,
     ORDER_PARTIAL,
@@ -87,6 +96,7 @@ from barlab.engine.risk import (
     REASON_NONE,
 )
 from barlab.engine.risk_nb import risk_target_nb
+from barlab.engine.round_trips import book_nb, excursions_nb
 from barlab.engine.sizing import (
     SIZE_SHARES,
     afford_at_signal_nb,
@@ -95,190 +105,6 @@ from barlab.engine.sizing import (
     want_nb,
     whole_nb,
 )
-
-
-@helper_nb
-def _cell(a, t, j):
-    """``a[t, j]``, a dimension of length 1 broadcast: arrays a run does not use (limit or
-    stop prices, trails, the ATR) are passed as one NaN cell, keeping one compiled kernel."""
-    return a[min(t, a.shape[0] - 1), min(j, a.shape[1] - 1)]
-
-
-@helper_nb
-def _resting_log_nb(tg, held, lim, stp, trail, lowest, highest):
-    """(kind, price) a resting order is logged with when it ends unfilled: its limit or stop,
-    or a trailing order's stop at that moment."""
-    kind = order_kind_nb(lim, stp, trail)
-    if kind == KIND_TRAILING_ORDER:
-        return kind, trailing_level_nb(intended_side_nb(tg, held), lowest, highest, trail)
-    return kind, lim if np.isnan(stp) else stp
-
-
-@helper_nb
-def _replace_pending_nb(
-    j, t, tg, lim, stp, trl, ref, held, pending, pending_bar, pending_limit, pending_stop,
-    pending_trail, pending_low, pending_high, pending_ref, pending_session, orders_i, orders_f,
-    n_orders,
-):  # fmt: skip
-    """Make ``tg`` symbol ``j``'s instruction from bar ``t`` (``ref``: the close it is given
-    at); a resting order it replaces is logged as cancelled. Returns the order count (-1: the
-    log is full)."""
-    old_trl = pending_trail[j]
-    if (
-        not np.isnan(pending[j])
-        and pending_bar[j] < t
-        and not (np.isnan(pending_limit[j]) and np.isnan(pending_stop[j]) and np.isnan(old_trl))
-    ):
-        kind, price = _resting_log_nb(
-            pending[j], held, pending_limit[j], pending_stop[j], old_trl, pending_low[j],
-            pending_high[j],
-        )  # fmt: skip
-        n_orders = _log_unfilled_nb(
-            orders_i, orders_f, n_orders, pending_bar[j], t, j, intended_side_nb(pending[j], held),
-            ORDER_CANCELLED, kind, price,
-        )  # fmt: skip
-    pending[j] = tg
-    pending_bar[j] = t
-    pending_limit[j] = lim
-    pending_stop[j] = stp
-    pending_trail[j] = trl
-    pending_low[j] = ref  # a trailing order's watermarks start at the close it is given at
-    pending_high[j] = ref
-    pending_ref[j] = ref
-    pending_session[j] = -1
-    return n_orders
-
-
-@helper_nb
-def _log_unfilled_nb(orders_i, orders_f, n_orders, created, t, j, side, status, kind, price):
-    """Log an order that ends unfilled (cancelled or expired); -1 when the log is full."""
-    if n_orders == orders_i.shape[0]:
-        return -1
-    o = n_orders
-    orders_i[o, 0] = created
-    orders_i[o, 1] = t
-    orders_i[o, 2] = j
-    orders_i[o, 3] = side
-    orders_i[o, 4] = status
-    orders_i[o, 5] = REASON_NONE
-    orders_i[o, 6] = kind
-    orders_f[o, 0] = 0.0
-    orders_f[o, 1] = 0.0
-    orders_f[o, 2] = price
-    orders_f[o, 3] = 0.0
-    return n_orders + 1
-
-
-@helper_nb
-def _excursions_nb(k, trades_i, trades_f, seen_hi, seen_lo):
-    """MAE and MFE of trade ``k`` (fractions of its average entry price) from the extreme
-    prices seen while it was open."""
-    entry = trades_f[k, 1]
-    if trades_i[k, 1] == 1:
-        trades_f[k, 5] = seen_lo / entry - 1.0
-        trades_f[k, 6] = seen_hi / entry - 1.0
-    else:
-        trades_f[k, 5] = 1.0 - seen_hi / entry
-        trades_f[k, 6] = 1.0 - seen_lo / entry
-
-
-@helper_nb
-def _book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at, flows, seen):
-    """Add a fill to symbol ``j``'s round trip: close the old position first, then open.
-
-    ``flows[j]`` holds the open trade's [bought qty, bought $, sold qty, sold $, fees] and
-    ``seen[j]`` the [highest, lowest] price seen while it is open. Returns the new trade count.
-    """
-    if trade_at[j] != -1:  # every fill's price was seen while the trade was open
-        seen[j, 0] = max(seen[j, 0], px)
-        seen[j, 1] = min(seen[j, 1], px)
-    closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
-    if closing > 0.0:
-        if side == 1:
-            flows[j, 0] += closing
-            flows[j, 1] += closing * px
-        else:
-            flows[j, 2] += closing
-            flows[j, 3] += closing * px
-        flows[j, 4] += fee * closing / qty
-        if closing == abs(old):
-            k = trade_at[j]
-            long = trades_i[k, 1] == 1
-            trades_i[k, 3] = t
-            trades_i[k, 4] = 0
-            trades_f[k, 1] = (flows[j, 1] if long else flows[j, 3]) / trades_f[k, 0]
-            trades_f[k, 2] = (flows[j, 3] / flows[j, 2]) if long else (flows[j, 1] / flows[j, 0])
-            trades_f[k, 3] = flows[j, 3] - flows[j, 1] - flows[j, 4]
-            trades_f[k, 4] = flows[j, 4]
-            _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
-            trade_at[j] = -1
-    opening = qty - closing
-    if opening > 0.0:
-        if trade_at[j] == -1:
-            k = n_trades
-            n_trades += 1
-            trade_at[j] = k
-            trades_i[k, 0] = j
-            trades_i[k, 1] = side
-            trades_i[k, 2] = t
-            trades_i[k, 3] = -1
-            trades_i[k, 4] = 1
-            trades_i[k, 5] = 0
-            trades_f[k, 0] = 0.0
-            flows[j, :] = 0.0
-            seen[j, 0] = px
-            seen[j, 1] = px
-        k = trade_at[j]
-        trades_f[k, 0] += opening
-        if side == 1:
-            flows[j, 0] += opening
-            flows[j, 1] += opening * px
-        else:
-            flows[j, 2] += opening
-            flows[j, 3] += opening * px
-        flows[j, 4] += fee - (fee * closing / qty if closing > 0.0 else 0.0)
-    return n_trades
-
-
-@helper_nb
-def _fillable_nb(t, pending, open_):
-    """Does an instruction wait for a symbol that has a bar at ``t``?"""
-    for j in range(pending.shape[0]):
-        if not np.isnan(pending[j]) and np.isfinite(open_[t, j]):
-            return True
-    return False
-
-
-@helper_nb
-def _count_waiting_nb(pending):
-    """How many symbols have an instruction waiting (not NaN)."""
-    n = 0
-    for j in range(pending.shape[0]):
-        if not np.isnan(pending[j]):
-            n += 1
-    return n
-
-
-@helper_nb
-def _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high):
-    """Move the watermarks of the resting trailing stop orders with bar ``t``."""
-    for j in range(pending.shape[0]):
-        if not np.isnan(pending_trail[j]) and not np.isnan(pending[j]):
-            if np.isnan(pending_low[j]):  # given before the symbol's first close
-                pending_low[j] = low[t, j]
-                pending_high[j] = high[t, j]
-            elif np.isfinite(high[t, j]):
-                pending_low[j] = min(pending_low[j], low[t, j])
-                pending_high[j] = max(pending_high[j], high[t, j])
-
-
-@helper_nb
-def _has_instruction_nb(target, t):
-    """Does bar ``t`` give an instruction (a target that is not NaN)?"""
-    j = 0
-    while j < target.shape[1] and np.isnan(target[t, j]):
-        j += 1
-    return j < target.shape[1]
 
 
 @helper_nb
@@ -314,21 +140,13 @@ def _levels_nb(held, ref, best, atr, exits):
 
 
 @helper_nb
-def _next_instruction_nb(target, t):
-    """The first bar from ``t`` on that gives an instruction (``n``: none)."""
-    while t < target.shape[0] and not _has_instruction_nb(target, t):
-        t += 1
-    return t
-
-
-@helper_nb
 def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
                          stop_kind, target_at, exits, trails, optimistic):  # fmt: skip
     """The first bar from ``t`` on that gives an instruction or fills an exit attached to an
     open position (``n``: none), the positions staying as they are; the best prices and the
     exit levels that trail them move with the bars before it."""
     m = pos.shape[0]
-    while t < target.shape[0] and not _has_instruction_nb(target, t):
+    while t < target.shape[0] and not has_instruction_nb(target, t):
         for j in range(m):
             if pos[j] != 0.0 and np.isfinite(open_[t, j]):
                 kind, _, _ = exit_fill_nb(
@@ -487,7 +305,7 @@ def simulate_nb(
                     stop_kind, target_at, exits, trails, optimistic,
                 )  # fmt: skip
             else:
-                end = _next_instruction_nb(target, t)
+                end = next_instruction_nb(target, t)
             while t < end:
                 if t == 0 or day_id[t] != day_id[t - 1]:  # a new session
                     day_start_equity = prev_equity
@@ -506,7 +324,7 @@ def simulate_nb(
             day_start_equity = prev_equity
             halted = False
 
-        if n_waiting > 0 and _fillable_nb(t, pending, open_):
+        if n_waiting > 0 and fillable_nb(t, pending, open_):
             equity_open = cash
             for j in range(m):
                 mark[j] = open_[t, j] if np.isfinite(open_[t, j]) else last[j]
@@ -528,10 +346,8 @@ def simulate_nb(
                         if pending_session[j] == -1:
                             pending_session[j] = day_id[t]
                         elif day_id[t] != pending_session[j]:
-                            kind, price = _resting_log_nb(
-                                tg, pos[j], lim, stp, trl, lowest, highest
-                            )
-                            n_orders = _log_unfilled_nb(
+                            kind, price = resting_log_nb(tg, pos[j], lim, stp, trl, lowest, highest)
+                            n_orders = log_unfilled_nb(
                                 orders_i, orders_f, n_orders, pending_bar[j], t, j,
                                 intended_side_nb(tg, pos[j]), ORDER_EXPIRED, kind, price,
                             )  # fmt: skip
@@ -628,7 +444,7 @@ def simulate_nb(
                     cash -= side * qty * px + fee
                     old = pos[j]
                     pos[j] = old + side * qty
-                    n_trades = _book_nb(
+                    n_trades = book_nb(
                         j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at,
                         flows, seen,
                     )  # fmt: skip
@@ -636,14 +452,14 @@ def simulate_nb(
                         # exits are measured from the open, or from the close a live trader
                         # sent the entry at
                         entry_px[j] = pending_ref[j] if size_on_signal else open_[t, j]
-                        entry_atr[j] = _cell(atr, pending_bar[j], j)
+                        entry_atr[j] = cell_nb(atr, pending_bar[j], j)
                         best[j] = entry_px[j]
                         stop_at[j], stop_kind[j], target_at[j] = _levels_nb(
                             pos[j], entry_px[j], best[j], entry_atr[j], exits
                         )
                         entry_bar[j] = t
 
-            n_waiting = _count_waiting_nb(pending)
+            n_waiting = count_waiting_nb(pending)
 
         if has_exits:
             for j in range(m):
@@ -685,19 +501,19 @@ def simulate_nb(
                     trades_i[trade_at[j], 5] = 1
                 old = pos[j]
                 pos[j] = 0.0
-                n_trades = _book_nb(
+                n_trades = book_nb(
                     j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_at,
                     flows, seen,
                 )  # fmt: skip
 
         if n_waiting > 0:  # resting trailing orders follow this bar
-            _follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high)
+            follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high)
         value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
         equity[t] = value
         cash_out[t] = cash
         prev_equity = value
         flatten = value <= day_start_equity - daily_loss and not halted and flatten_on_loss
-        if flatten or _has_instruction_nb(target, t):
+        if flatten or has_instruction_nb(target, t):
             # what the broker lets new orders use (size_on_signal): Alpaca's buying power
             power = buying_power_nb(value, gross_nb(pos, last), margin) if size_on_signal else 0.0
             for j in range(m):
@@ -707,9 +523,9 @@ def simulate_nb(
                     tg = 0.0  # the daily loss limit closes everything at the next open
                 elif np.isnan(tg):
                     continue
-                lim_j = np.nan if closing else _cell(limit, t, j)
-                stp_j = np.nan if closing else _cell(stop, t, j)
-                trl_j = np.nan if closing else _cell(trail, t, j)
+                lim_j = np.nan if closing else cell_nb(limit, t, j)
+                stp_j = np.nan if closing else cell_nb(stop, t, j)
+                trl_j = np.nan if closing else cell_nb(trail, t, j)
                 if not np.isnan(trl_j):  # a trailing stop order has no other price
                     lim_j = np.nan
                     stp_j = np.nan
@@ -726,7 +542,7 @@ def simulate_nb(
                         per_order, minimum, maximum, fractional,
                     )  # fmt: skip
                     pending_reason[j] = REASON_CASH if pending_want[j] != want else REASON_NONE
-                n_orders = _replace_pending_nb(
+                n_orders = replace_pending_nb(
                     j, t, tg, lim_j, stp_j, trl_j, last[j], pos[j],
                     pending, pending_bar, pending_limit, pending_stop, pending_trail, pending_low,
                     pending_high, pending_ref, pending_session, orders_i, orders_f, n_orders,
@@ -734,7 +550,7 @@ def simulate_nb(
                 if n_orders < 0:
                     return -1, n_trades
                 pending_flatten[j] = closing
-            n_waiting = _count_waiting_nb(pending)
+            n_waiting = count_waiting_nb(pending)
         halted, peak, stopped = _limits_nb(
             value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
         )
@@ -750,5 +566,5 @@ def simulate_nb(
             trades_f[k, 3] = flows[j, 3] - flows[j, 1] + pos[j] * last[j] - flows[j, 4]
             trades_f[k, 4] = flows[j, 4]
             trades_i[k, 3] = n - 1
-            _excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
+            excursions_nb(k, trades_i, trades_f, seen[j, 0], seen[j, 1])
     return n_orders, n_trades
