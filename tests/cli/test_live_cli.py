@@ -56,6 +56,25 @@ def test_replay_says_why_orders_the_broker_refused_break_parity(home: Path):
     assert "the broker refused" in small.stdout
 
 
+def test_replay_with_partial_fills_says_they_explain_the_differences(home: Path):
+    done = run(home, "live", "sma_crossover", "--replay", "--from", "2024-03-06", "--symbols",
+               "AAPL,MSFT", "--partial-fills", "0.3", "--margin", "2")  # fmt: skip
+    assert done.returncode == 1 and "NOT exact" in done.stdout, done.stdout + done.stderr
+    assert "bridge orders filled in parts" in done.stdout
+    assert "not exact because of partial fills (--partial-fills 0.3)" in done.stdout
+    assert "the broker refused" not in done.stdout
+    (folder,) = (home / "reports" / "runs").glob("*-replay-sma_crossover-*")
+    doc = json.loads((folder / "parity.json").read_text())
+    assert doc["partial_fill_rate"] == 0.3 and doc["options"]["margin"] == 2.0
+    assert doc["partial_fills"] and doc["unexplained"] == 0
+    for flag, value, says in (("--partial-fills", "1.5", "--partial-fills 0.1"),
+                              ("--margin", "3", "one of 1, 2, 4")):  # fmt: skip
+        bad = run(home, "live", "sma_crossover", "--replay", "--from", "2024-03-06", flag, value)
+        assert bad.returncode == 2 and flag in bad.stderr and says in bad.stderr, bad.stderr
+    paper = run(home, "live", "sma_crossover", "--paper", "--partial-fills", "0.1")
+    assert paper.returncode == 2 and "use it with --replay" in paper.stderr
+
+
 def test_unknown_strategy_is_a_usage_error(home: Path):
     done = run(home, "live", "sma_crosover", "--replay", "--from", "2024-03-04")
     assert done.returncode == 2

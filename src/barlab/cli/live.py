@@ -23,6 +23,8 @@ from barlab.cli.options import (
     add_command,
     add_data_flags,
     add_strategy_args,
+    fraction_arg,
+    one_of_arg,
 )
 from barlab.errors import ConfigError, UsageError
 
@@ -70,6 +72,20 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     live.add_argument("--size-pct", type=float, metavar="FRACTION", help="equity put to work")
     live.add_argument("--slippage-bps", type=float, metavar="BPS", help="replay: slippage")
     live.add_argument(
+        "--partial-fills", type=fraction_arg("--partial-fills", "0.1"), default=0.0,
+        metavar="RATE",
+        help="replay: the fraction of fills the emulator cuts to a random part, the rest "
+        "filling on later bars, e.g. 0.1 as Alpaca's paper fills do (default 0: whole fills); "
+        "the report counts those orders and the differences they explain",
+    )  # fmt: skip
+    live.add_argument(
+        "--margin", type=one_of_arg("--margin", (1.0, 2.0, 4.0), "2"), metavar="X",
+        help="buying power as a multiple of equity: 1 (cash account, default), 2 (Reg T) or 4. "
+        "--replay: the backtest's and the emulator account's multiplier; --paper/--live: only "
+        "the bridge's own sizing (the Alpaca account keeps its own multiplier, and the bridge "
+        "never uses more buying power than the account reports)",
+    )  # fmt: skip
+    live.add_argument(
         "--metrics-port", type=int, metavar="PORT",
         help="serve /metrics (Prometheus) and /health on this port, e.g. 9108",
     )  # fmt: skip
@@ -102,6 +118,11 @@ def cmd_live(args: argparse.Namespace, config: Any) -> int:
         raise UsageError("--live trades real money; add --confirm-live to say so (or use --paper)")
     if args.replay and (args.dry_run or args.confirm_live):
         raise UsageError("--replay sends orders only to the local emulator; drop --dry-run")
+    if args.partial_fills and not args.replay:
+        raise UsageError(
+            "--partial-fills sets the local emulator's fills: use it with --replay (on Alpaca "
+            "the broker decides, about 10% of paper fills are partial)"
+        )
     strategy = strategy_for(args, config)  # one by name, or several joined by + (--combine)
     opts = backtest_options(args, config)
     if args.size_pct is not None:
@@ -133,24 +154,36 @@ def _replay(args: argparse.Namespace, config: Any, strategy: Any, options: Any, 
         "symbols": list(bars.symbols), "timeframe": bars.timeframe, "source": bars.source,
         "synthetic": bars.synthetic, "start": str(start), "end": str(end),
         "data_version": bars.version, "window_bars": window,
-        "options": cfg.options.to_dict(),
+        "options": cfg.options.to_dict(), "partial_fill_rate": args.partial_fills,
     }  # fmt: skip
     folder = Path(config.reports_dir) / "runs" / _run_id(info)
-    result = replay(strategy, bars, config=cfg, journal_path=folder / "journal.jsonl")
+    result = replay(
+        strategy, bars, config=cfg, journal_path=folder / "journal.jsonl",
+        exchange_rules={"partial_fill_rate": args.partial_fills},
+    )  # fmt: skip
     save(result.report, folder, backtest=result.backtest, bridge=result.bridge, info=info)
     kind = " · SYNTHETIC demo market" if bars.synthetic else ""
     print(
         f"{strategy!r} · {', '.join(bars.symbols)} · {bars.timeframe} · {start} → {end} · "
         f"{bars.n_bars:,} bars{kind}"
     )
-    print(result.report.summary())
-    if not result.report.exact:
-        print(
-            f"note:   not exact. A strategy whose last row needs more than the window's {window} "
-            "bars, or depends on its row index (a schedule counted from the first bar), "
-            "differs on a rolling window: try --window with the run's length. Orders refused "
-            "by the broker are journalled (journal.jsonl, kind submit)."
-        )
+    report = result.report
+    print(report.summary())
+    if not report.exact:
+        if report.partial_fills and not report.unexplained:
+            print(
+                f"note:   not exact because of partial fills (--partial-fills "
+                f"{args.partial_fills:g}): every difference comes at or after the first order "
+                "the emulator filled in parts; the bridge's orders, cancels and refusals are in "
+                "journal.jsonl."
+            )
+        else:
+            print(
+                f"note:   not exact. A strategy whose last row needs more than the window's "
+                f"{window} bars, or depends on its row index (a schedule counted from the first "
+                "bar), differs on a rolling window: try --window with the run's length. Orders "
+                "refused by the broker are journalled (journal.jsonl, kind submit)."
+            )
         refused = result.stats.get("errors", 0)
         if refused:
             print(

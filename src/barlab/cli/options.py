@@ -195,3 +195,40 @@ def param_items(
             raise UsageError(f"--param {name} given twice{twice}")
         out.append((name, text))
     return out
+
+
+def fraction_arg(flag: str, example: str) -> Callable[[str], float]:
+    """An argparse ``type`` for ``flag``: a number from 0 to 1 (e.g. ``example``); anything
+    else is an error naming the flag and the example."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes a fraction from 0 to 1, e.g. {flag} {example}; got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def one_of_arg(flag: str, values: tuple[float, ...], example: str) -> Callable[[str], float]:
+    """An argparse ``type`` for ``flag``: one of the numbers ``values``; anything else is an
+    error naming the flag, the values and ``example``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if value not in values:
+            allowed = ", ".join(f"{v:g}" for v in values)
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes one of {allowed}, e.g. {flag} {example}; got {text!r}"
+            )
+        return value
+
+    return parse

@@ -43,6 +43,8 @@ import numpy as np
 
 from barlab.combined import Combined, LiveState
 from barlab.engine.backtest import BacktestOptions, session_ids
+from barlab.engine.risk import REASON_CASH, REASON_NAMES
+from barlab.engine.sizing import afford_at_signal_nb, buying_power_nb, gross_nb
 from barlab.errors import (
     BrokerError,
     BrokerRateLimitError,
@@ -176,8 +178,9 @@ class LiveBridge:
         self.stats = {"bars": 0, "orders": 0, "refused": 0, "errors": 0, "skipped": 0,
                       "missed": 0}  # fmt: skip
         self.desk = OrderDesk(
-            broker, journal, dry_run=config.dry_run, stats=self.stats, metrics=metrics
-        )
+            broker, journal, dry_run=config.dry_run, stats=self.stats, metrics=metrics,
+            fit=self._fit_opening,
+        )  # fmt: skip
         exits = self.planner.exits
         self.atr = (
             RunningAtr(len(self.symbols), exits.atr_window)
@@ -317,6 +320,12 @@ class LiveBridge:
             self._act_locked(ts)
 
     def _act_locked(self, ts: int) -> None:
+        # the orders a newer instruction replaces are canceled, and the cancels confirmed,
+        # before the account is read: a remainder that fills meanwhile (a partially filled
+        # order) is in the positions the new orders are sized from, never on top of them
+        row, atr = self._last_row()
+        instructed = [s for s, tg in zip(self.symbols, row.target, strict=True) if not np.isnan(tg)]
+        self.desk.replace(instructed, ts)
         account, held = self._account()
         positions = np.array([float(held.get(s, 0.0)) for s in self.symbols])
         session = int(session_ids(np.array([ts], dtype=np.int64))[0])
@@ -326,6 +335,7 @@ class LiveBridge:
             positions=positions, closes=self.window.last_close.copy(), cash=account.cash,
             buying_power=account.buying_power,
         )  # fmt: skip
+        view = dataclasses.replace(view, reserved=self._reserved(view))
         equity = view.equity
         risk = self.config.options.risk
         start = account.last_equity if account.last_equity is not None else equity
@@ -341,13 +351,10 @@ class LiveBridge:
         view = dataclasses.replace(view, halted=halted, stopped=self.stopped)
         if self.metrics is not None:
             self._report(equity, start, held)
-        row, atr = self._last_row()
         intents: list[OrderIntent] = []
         if kill:
             intents += self._kill_switch(ts, view, equity, start)
             row.target[positions != 0.0] = np.nan  # those close at the next open
-        instructed = [s for s, tg in zip(self.symbols, row.target, strict=True) if not np.isnan(tg)]
-        self.desk.replace(instructed, ts)
         intents += self.planner.plan(row, view, bar_ts_ns=ts, atr=atr)
         self.desk.send_all(intents, dict(zip(self.symbols, positions.tolist(), strict=True)))
         self.journal.append(
@@ -358,6 +365,47 @@ class LiveBridge:
         )  # fmt: skip
         self.done.add(ts)
         self.stats["bars"] += 1
+
+    def _reserved(self, view: AccountView) -> float:
+        """Dollars of buying power the broker holds for open orders (the remainder of a
+        partially filled order, a resting order of an earlier bar): what its ``buying_power``
+        is below the engine's rule (margin x equity less the gross exposure), which new
+        exposure may then not use. Differences below a cent are rounding: 0."""
+        margin = float(self.config.options.margin)
+        own = buying_power_nb(view.equity, gross_nb(view.positions, view.closes), margin)
+        gap = own - view.buying_power
+        return gap if gap > 0.01 else 0.0
+
+    def _fit_opening(self, intent: OrderIntent) -> OrderIntent:
+        """A flip's opening half, due now that its closing half filled, cut to the buying
+        power the broker reports now (at the check price of the window's last close, as the
+        planner sizes). The closing half may have filled in parts over several bars, while
+        other orders used buying power: sent as planned, the broker would refuse it. As
+        planned when it fits (always when the close fills at once) or the account is not
+        readable."""
+        try:
+            power = self.broker.get_account().buying_power
+        except BrokerError as e:
+            log.warning("bridge: reading the account for %s failed: %s", intent.symbol, e)
+            return intent
+        o, c = self.config.options, self.config.options.costs
+        side = 1.0 if intent.side == "buy" else -1.0
+        last = float(self.window.last_close[self.symbols.index(intent.symbol)])
+        nan = math.nan
+        trailing = intent.type == "trailing_stop"
+        limit = nan if trailing or intent.limit_price is None else intent.limit_price
+        stop = nan if trailing or intent.stop_price is None else intent.stop_price
+        want, _ = afford_at_signal_nb(
+            side * intent.qty, 0.0, last, limit, stop, o.buying_power_buffer, power,
+            c.commission_rate, c.commission_per_share, c.commission_per_order, c.commission_min,
+            math.inf if c.commission_max is None else c.commission_max, o.fractional,
+        )  # fmt: skip
+        qty = abs(float(want))
+        if qty >= intent.qty:
+            return intent
+        log.info("bridge: %s %s opening half cut %g -> %g to the buying power left",
+                 intent.side, intent.symbol, intent.qty, qty)  # fmt: skip
+        return dataclasses.replace(intent, qty=qty, reason=REASON_NAMES[REASON_CASH])
 
     def _report(self, equity: float, start: float, held: dict[str, float]) -> None:
         m = self.metrics

@@ -2,18 +2,25 @@
 that are still working, so that a newer instruction replaces them as the engine does.
 
 - A new instruction for a symbol replaces the order still working there (a resting limit,
-  stop or trailing stop, or a market order its symbol had no bar for yet): it is canceled
-  first (the kernel logs it ``cancelled``).
+  stop or trailing stop, a market order its symbol had no bar for yet, or the remainder of a
+  partially filled order): it is canceled first (the kernel logs it ``cancelled``), and the
+  bridge reads the positions it sizes the new order from only once the broker confirmed the
+  cancel, so a part that filled meanwhile is counted, never added on top. While a cancel is
+  not confirmed the symbol gets no new order at that bar (``refused``, saying so).
 - An order that changes a position cancels the exit legs of the bracket that opened it first
   (they would close shares that are no longer there, and Alpaca holds the shares for them: a
   second sell is refused). Two cases then differ from the backtest, which keeps its exits
   working on the whole position: a position resized without being closed has no exits left,
   and a resting exit order (a limit or stop sell of a long) replaces the exits while it
   waits. Run attached exits with strategies that enter and exit whole positions at market.
-- The opening half of a flip (``OrderIntent.after``) waits for its closing half to fill: sent
+- The opening half of a flip (``OrderIntent.after``) waits for its closing half to fill
+  completely (a ``partial_fill`` is not enough: Alpaca refuses an order through zero): sent
   from the closing order's ``fill`` event, or, when that event was missed (a dropped stream, a
   restart), as soon as the broker reports the closing order filled. A closing order that ends
-  unfilled drops its opening half.
+  unfilled or partly filled (canceled, expired) drops its opening half. A closing order filled
+  in parts may complete bars after the opening half was sized, when other orders have used
+  buying power meanwhile: the opening half goes through ``fit`` first (the bridge cuts it to
+  what the account has now, so the broker does not refuse it).
 
 Everything is journalled (``intent``, ``submit``, ``deferred``, ``refused``, ``cancel``), so a
 restart knows which orders are working, which legs belong to which position, and which
@@ -22,10 +29,11 @@ opening halves are still to be sent: it sends only the missing one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from barlab.errors import BrokerError, DuplicateOrderError
@@ -51,12 +59,23 @@ class OrderDesk:
     stats : dict
         The bridge's counters (``orders``, ``refused``, ``errors``, ``skipped``), updated here.
     metrics : BridgeMetrics, optional
+    fit : callable, optional
+        ``fit(intent) -> intent``: an opening half as it may go now that its closing half
+        filled (e.g. cut to the buying power left); None: as planned.
     """
 
     def __init__(
-        self, broker: Any, journal: Journal, *, dry_run: bool, stats: dict, metrics: Any = None
+        self,
+        broker: Any,
+        journal: Journal,
+        *,
+        dry_run: bool,
+        stats: dict,
+        metrics: Any = None,
+        fit: Callable[[OrderIntent], OrderIntent] | None = None,
     ) -> None:
         self.broker = broker
+        self.fit = fit
         self.journal = journal
         self.dry_run = dry_run
         self.stats = stats
@@ -73,6 +92,8 @@ class OrderDesk:
         """Closing order's client order id -> the opening half waiting for its fill."""
         self.ended: set[str] = set()
         """Broker ids the trade updates reported filled or ended (no need to ask again)."""
+        self.blocked: set[str] = set()
+        """Symbols whose replaced order's cancel is not confirmed: no new order this bar."""
 
     # -- restart -------------------------------------------------------------------------------
     def restore(self, state: JournalState) -> None:
@@ -92,7 +113,9 @@ class OrderDesk:
     def replace(self, symbols: Iterable[str], bar_ts_ns: int) -> None:
         """New instructions for ``symbols`` at bar ``bar_ts_ns``: the orders of earlier bars
         still working there, and opening halves still waiting, are replaced (canceled,
-        dropped). Those of this bar (a restart redoing it) stay."""
+        dropped). Those of this bar (a restart redoing it) stay. A symbol whose cancel the
+        broker did not confirm is ``blocked`` until the next bar."""
+        self.blocked = set()
         for symbol in symbols:
             for close, waiting in list(self.deferred.items()):
                 if waiting.symbol == symbol and waiting.bar_ts_ns < bar_ts_ns:
@@ -103,13 +126,17 @@ class OrderDesk:
             del self.working[symbol]
             if order_id in self.ended:
                 self.ended.discard(order_id)
-            else:
-                self._cancel(order_id, symbol, "replaced by a newer instruction")
+            elif not self._cancel(order_id, symbol, "replaced by a newer instruction"):
+                self.blocked.add(symbol)
 
     def send_all(self, intents: list[OrderIntent], held: dict[str, float]) -> None:
         """Send ``intents`` in order (``held``: shares per symbol at the broker); an opening
         half is kept until its closing half fills."""
         for intent in intents:
+            if intent.symbol in self.blocked and intent.qty > 0:
+                intent = dataclasses.replace(
+                    intent, qty=0.0, reason="its earlier order's cancel is not confirmed"
+                )
             if intent.after is not None and not self.dry_run and intent.qty > 0:
                 self.deferred[intent.after] = intent
                 self.journal.append("deferred", **intent.to_json())
@@ -125,6 +152,7 @@ class OrderDesk:
             self._drop(close, "the daily loss limit canceled every order")
         self.working.clear()
         self.legs.clear()
+        self.blocked.clear()
 
     # -- flips ---------------------------------------------------------------------------------
     def on_update(self, event: str, client_order_id: str | None, order_id: str | None) -> None:
@@ -134,9 +162,11 @@ class OrderDesk:
             self.ended.add(order_id)
         if client_order_id not in self.deferred:
             return
-        with self.lock:
-            if event == "fill" and client_order_id in self.deferred:
-                self.send(self.deferred.pop(client_order_id))
+        with self.lock:  # the bar's own thread may have dropped it meanwhile
+            if client_order_id not in self.deferred:
+                return
+            if event == "fill":
+                self._open(client_order_id)
             elif event in ("canceled", "expired", "rejected", "replaced"):
                 self._drop(client_order_id, f"its closing order was {event}")
 
@@ -149,7 +179,7 @@ class OrderDesk:
             except BrokerError:
                 continue  # not placed (yet): it keeps waiting
             if order.status == "filled":
-                self.send(self.deferred.pop(close))
+                self._open(close)
             elif not order.is_open:
                 self._drop(close, f"its closing order was {order.status}")
 
@@ -202,14 +232,16 @@ class OrderDesk:
             "submit", client_order_id=coid, order_id=order.id, status=order.status, legs=legs
         )
 
-    def _cancel(self, order_id: str, symbol: str, why: str) -> None:
-        """Cancel ``order_id`` if it is still working, and wait for the broker to confirm."""
+    def _cancel(self, order_id: str, symbol: str, why: str) -> bool:
+        """Cancel ``order_id`` if it is still working, and wait for the broker to confirm;
+        journalled with the shares it had filled. True once the order is known to have ended
+        (canceled, or filled or ended before)."""
         if self.dry_run:
-            return
+            return True
         try:
             order = self.broker.get_order(order_id)
             if not order.is_open:
-                return
+                return True
             self.broker.cancel_order(order_id)
             deadline = time.monotonic() + CANCEL_CONFIRM_S
             while order.is_open and time.monotonic() < deadline:
@@ -219,10 +251,24 @@ class OrderDesk:
         except BrokerError as e:  # it filled or ended meanwhile, or the broker is away
             log.warning("bridge: canceling %s order %s failed: %s", symbol, order_id, e)
             self.journal.append("error", where="cancel", order_id=order_id, error=str(e))
-            return
+            return self._ended(order_id)
         log.info("bridge: canceled %s order %s (%s): %s", symbol, order_id, why, order.status)
         self.journal.append("cancel", symbol=symbol, order_id=order_id, why=why,
-                            status=order.status)  # fmt: skip
+                            status=order.status, qty=getattr(order, "qty", None),
+                            filled_qty=getattr(order, "filled_qty", None))  # fmt: skip
+        return not order.is_open
+
+    def _ended(self, order_id: str) -> bool:
+        """Whether the broker reports ``order_id`` ended (False when it cannot be asked)."""
+        try:
+            return not self.broker.get_order(order_id).is_open
+        except BrokerError:
+            return False
+
+    def _open(self, close: str) -> None:
+        """Send the opening half waiting for ``close``, which filled completely."""
+        intent = self.deferred.pop(close)
+        self.send(intent if self.fit is None else self.fit(intent))
 
     def _drop(self, close: str, why: str) -> None:
         intent = self.deferred.pop(close)

@@ -117,6 +117,11 @@ def _walkforward_evidence(doc: Mapping[str, Any]) -> Evidence:
 
 
 def _parity_misfit(doc: Mapping[str, Any], strategy: Strategy) -> str:
+    if doc.get("partial_fill_rate"):
+        return (
+            f"it replayed with partial fills (--partial-fills {doc['partial_fill_rate']}), which "
+            "the backtest's whole fills never match; give a replay without --partial-fills"
+        )
     if doc.get("strategy") != strategy.label():
         return f"it is the parity of {doc.get('strategy')}, not {strategy.label()}"
     if plain_params(doc.get("params", {})) != _params(strategy):

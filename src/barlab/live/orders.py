@@ -138,6 +138,8 @@ class AccountView:
     buying_power: float
     halted: bool = False
     stopped: bool = False
+    reserved: float = 0.0
+    """Dollars of buying power open orders already hold at the broker: not for new orders."""
 
     @property
     def equity(self) -> float:
@@ -203,7 +205,7 @@ class Planner:
         sizing = SIZE_TYPES.index(row.size_type)
         margin = float(getattr(self.options, "margin", 1.0))
         gross = gross_nb(account.positions, account.closes)
-        power = buying_power_nb(account.equity, gross, margin)
+        power = max(0.0, buying_power_nb(account.equity, gross, margin) - account.reserved)
         found: list[OrderIntent] = []
         for j in range(len(self.symbols)):
             intents, power = self._one(j, row, account, bar_ts_ns, sizing, power, atr)

@@ -8,10 +8,17 @@ rank by fill time. An order matches when its side, quantity and fill bar time ar
 its fill price differs by at most :data:`PRICE_TOL` dollars (the wire carries prices as
 9-decimal strings). The score is matched / max(backtest orders, bridge orders): 1.0 is exact
 parity.
+
+Partial fills: a broker may fill an order in parts over several bars (Alpaca's paper fills do
+about 10% of the time), the backtest fills whole orders. Such an order's fills differ, and so
+do the orders sized after it (on the positions and equity it left), on every symbol. The
+report lists the bridge's orders filled in parts and counts the differences at or after the
+first one's signal bar as explained by them; those before it are not (a logic mismatch).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -39,7 +46,10 @@ class ParityReport:
     ``missed``: backtest orders the bridge did not make; ``extra``: bridge orders the backtest
     did not make; ``mismatched``: same key, different side/qty/fill time/price (each a dict
     with both sides); ``max_price_diff`` and ``max_fill_delay_s`` over the matched keys;
-    ``position_drift``: final shares per symbol, bridge minus backtest.
+    ``position_drift``: final shares per symbol, bridge minus backtest. ``partial_fills``:
+    the bridge's orders the broker filled in parts (see :func:`barlab.live.replay.partial_fills`);
+    ``unexplained``: the differences (missed, extra, mismatched) not explained by them, i.e.
+    all of them without partial fills, else those before the first one's signal bar.
     """
 
     score: float
@@ -52,10 +62,17 @@ class ParityReport:
     max_price_diff: float = 0.0
     max_fill_delay_s: float = 0.0
     position_drift: dict[str, float] = field(default_factory=dict)
+    partial_fills: list[dict[str, Any]] = field(default_factory=list)
+    unexplained: int = 0
 
     @property
     def exact(self) -> bool:
         return self.score == 1.0 and not any(self.position_drift.values())
+
+    @property
+    def differences(self) -> int:
+        """Missed, extra and mismatched orders."""
+        return len(self.missed) + len(self.extra) + len(self.mismatched)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +80,8 @@ class ParityReport:
             "n_bridge": self.n_bridge, "matched": self.matched, "missed": self.missed,
             "extra": self.extra, "mismatched": self.mismatched,
             "max_price_diff": self.max_price_diff, "max_fill_delay_s": self.max_fill_delay_s,
-            "position_drift": self.position_drift,
+            "position_drift": self.position_drift, "partial_fills": self.partial_fills,
+            "unexplained": self.unexplained,
         }  # fmt: skip
 
     def summary(self) -> str:
@@ -77,7 +95,30 @@ class ParityReport:
         ]
         drift = {s: q for s, q in self.position_drift.items() if q}
         lines.append(f"position drift: {drift or 'none'}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._partial_lines())
+
+    def _partial_lines(self) -> list[str]:
+        """What the partial fills explain (nothing without them)."""
+        parts = self.partial_fills
+        if not parts:
+            return []
+        cut = sum(1 for p in parts if p["status"] != "filled")
+        first = _first(parts)
+        when = "unknown" if first is None else _utc(first)
+        lines = [
+            f"partial fills: {len(parts)} bridge orders filled in parts by the broker ({cut} "
+            "ended with a part unfilled)",
+            "  the backtest fills whole orders: those orders' fills, and the orders sized after "
+            "them, differ",
+            f"  {self.differences - self.unexplained} of {self.differences} differences come at "
+            f"or after the first one's signal bar ({when})",
+        ]
+        if self.unexplained:
+            lines.append(
+                f"  {self.unexplained} differences come before it: not explained by partial "
+                "fills (look at them as a logic mismatch)"
+            )
+        return lines
 
 
 def backtest_orders(strategy: Strategy, bars: Bars, options: BacktestOptions) -> pl.DataFrame:
@@ -95,9 +136,16 @@ def backtest_orders(strategy: Strategy, bars: Bars, options: BacktestOptions) ->
     return executed.with_columns(pl.lit(json.dumps(final)).alias("final_positions"))
 
 
-def compare(backtest: pl.DataFrame, bridge: pl.DataFrame, *, bridge_positions: dict[str, float]):
+def compare(
+    backtest: pl.DataFrame,
+    bridge: pl.DataFrame,
+    *,
+    bridge_positions: dict[str, float],
+    partial_fills: list[dict[str, Any]] | None = None,
+) -> ParityReport:
     """The :class:`ParityReport` of two frames with :data:`COLUMNS` (bridge: its filled
-    orders; ``bridge_positions``: its final shares per symbol from the broker)."""
+    orders; ``bridge_positions``: its final shares per symbol from the broker;
+    ``partial_fills``: its orders filled in parts, each with its ``signal_ns``)."""
     final = json.loads(backtest["final_positions"][0]) if len(backtest) else {}
     bt, br = _keyed(backtest), _keyed(bridge)
 
@@ -120,10 +168,15 @@ def compare(backtest: pl.DataFrame, bridge: pl.DataFrame, *, bridge_positions: d
     symbols = sorted(set(final) | set(bridge_positions))
     drift = {s: bridge_positions.get(s, 0.0) - final.get(s, 0.0) for s in symbols}
     denominator = max(len(bt), len(br))
+    parts = list(partial_fills or ())
+    since = _first(parts)
+    differences = missed + extra + [m["backtest"] for m in mismatched]
+    unexplained = sum(1 for d in differences if since is None or d["signal_ns"] < since)
     return ParityReport(
         score=1.0 if denominator == 0 else matched / denominator, n_backtest=len(bt),
         n_bridge=len(br), matched=matched, missed=missed, extra=extra, mismatched=mismatched,
         max_price_diff=max_px, max_fill_delay_s=max_delay, position_drift=drift,
+        partial_fills=parts, unexplained=unexplained,
     )  # fmt: skip
 
 
@@ -157,6 +210,16 @@ def save(
                         ("bridge_orders.csv", bridge.select(COLUMNS))):  # fmt: skip
         _atomic(folder / name, frame.write_csv())
     return folder
+
+
+def _first(parts: list[dict[str, Any]]) -> int | None:
+    """The earliest signal bar of orders filled in parts (None: none known)."""
+    return min((p["signal_ns"] for p in parts if p.get("signal_ns") is not None), default=None)
+
+
+def _utc(ns: int) -> str:
+    """``ns`` since the epoch as UTC, e.g. ``2024-03-04 14:52 UTC``."""
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _atomic(path: Path, text: str) -> None:

@@ -9,6 +9,11 @@ backtest side runs without commission too. :func:`drive` paces it: the next bar 
 once the bridge has journalled the last one, and closes once the bridge has sent the opening
 halves of flips whose closing halves filled at that open, so the replay runs as fast as the
 bridge acts.
+
+With ``partial_fill_rate`` among the ``exchange_rules`` the emulator fills a random part of
+some orders and the rest on later bars, as Alpaca's paper fills do about 10% of the time; the
+report then lists the bridge's orders filled in parts (:func:`partial_fills`), which the
+backtest fills whole.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
@@ -133,6 +139,37 @@ class FlipPacer:
             self._read()
 
 
+FILLS_WAIT_S = 5.0
+"""Seconds a replay waits at its end for the last fills' trade updates to be journalled."""
+
+
+class Executions:
+    """An exchange listener counting its fills (``fill`` and ``partial_fill`` events), so that
+    a replay can wait until the bridge has journalled each of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "trade_update" and payload.get("event") in ("fill", "partial_fill"):
+            self.count += 1
+
+    def wait(self, journal_path: Path, *, timeout_s: float) -> None:
+        """Until the journal holds a ``fill`` record per fill (a trade update still in flight
+        when the last bar was acted on); after ``timeout_s`` seconds it logs a warning and
+        goes on (a dropped stream loses updates: the broker's orders are compared anyway)."""
+        deadline = time.monotonic() + timeout_s
+        cursor, seen = SimpleNamespace(offset=0), 0
+        while True:
+            seen += sum(1 for r in _records_from(journal_path, cursor) if r["kind"] == "fill")
+            if seen >= self.count:
+                return
+            if time.monotonic() > deadline:
+                log.warning("replay: %d of %d fills journalled", seen, self.count)
+                return
+            time.sleep(0.001)
+
+
 def _filled(exchange: Any, client_order_ids: list[str]) -> set[str]:
     """Those of ``client_order_ids`` the exchange has filled."""
     out = set()
@@ -198,6 +235,8 @@ def replay(
     server = make_server(
         bars, config.options, key_id=key_id, secret_key=secret_key, **(exchange_rules or {})
     )
+    executions = Executions()
+    server.exchange.add_listener(executions)
     with server:
         endpoints = Endpoints(
             trading_url=server.url, stream_url=server.ws_url, data_url=server.url,
@@ -225,6 +264,7 @@ def replay(
                 server, journal_path, timeout_s=timeout_s, alive=thread.is_alive,
                 before_bar=before_bar,
             )  # fmt: skip
+            executions.wait(journal_path, timeout_s=min(timeout_s, FILLS_WAIT_S))
         except TimeoutError:
             if "error" in box:
                 raise box["error"] from None
@@ -240,8 +280,9 @@ def replay(
         bridge_frame = bridge_orders(broker, journal_path)
         held = {p.symbol: p.qty for p in broker.list_positions()}
         positions = {s: float(held.get(s, 0.0)) for s in bars.symbols}
+        parts = partial_fills(broker, journal_path)
     bt = backtest_orders(strategy, bars, config.options)
-    report = compare(bt, bridge_frame, bridge_positions=positions)
+    report = compare(bt, bridge_frame, bridge_positions=positions, partial_fills=parts)
     bridge: LiveBridge | None = box.get("bridge")
     return ReplayResult(
         report=report, backtest=bt, bridge=bridge_frame, stats=bridge.stats if bridge else {},
@@ -276,6 +317,39 @@ def bridge_orders(broker: Any, journal_path: Path) -> pl.DataFrame:
     )
     merged = merged.with_columns(price=pl.col("value") / pl.col("qty"))
     return merged.select(COLUMNS).sort(["signal_ns", "symbol", "fill_ns"])
+
+
+def partial_fills(broker: Any, journal_path: Path) -> list[dict[str, Any]]:
+    """The bridge's orders the broker filled in parts (a ``partial_fill`` trade update in the
+    journal), in the order of their first part: client order id, symbol, side, signal bar
+    (``signal_ns``; an exit leg's first fill time), shares ordered (``qty``) and filled
+    (``filled_qty``), the number of ``parts`` and the order's final ``status`` (``filled``;
+    ``canceled`` by a newer instruction or ``expired`` with a part unfilled)."""
+    from barlab.errors import NotFoundError
+
+    intents, fills, first = {}, {}, {}
+    for r in read_journal(journal_path):
+        if r["kind"] == "intent":
+            intents[r["client_order_id"]] = r
+        elif r["kind"] == "fill" and r.get("client_order_id"):
+            coid = r["client_order_id"]
+            fills[coid] = fills.get(coid, 0) + 1
+            if r.get("event") == "partial_fill":
+                first.setdefault(coid, r)
+    out = []
+    for coid, record in first.items():
+        try:
+            order = broker.get_order_by_client_id(coid)
+        except NotFoundError:
+            continue
+        intent = intents.get(coid)
+        signal_ns = record.get("timestamp_ns") if intent is None else intent["bar_ts_ns"]
+        out.append(
+            {"client_order_id": coid, "symbol": order.symbol, "side": order.side,
+             "signal_ns": signal_ns, "qty": order.qty, "filled_qty": order.filled_qty,
+             "parts": fills[coid], "status": order.status}
+        )  # fmt: skip
+    return out
 
 
 def _filled_order(order: Any) -> bool:
