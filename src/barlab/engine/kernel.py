@@ -140,12 +140,21 @@ def _levels_nb(held, ref, best, atr, exits):
 
 
 @helper_nb
-def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
-                         stop_kind, target_at, exits, trails, optimistic):  # fmt: skip
+def _quiet_held_until_nb(
+    t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at, stop_kind, target_at,
+    exits, trails, optimistic, below, above,
+):  # fmt: skip
     """The first bar from ``t`` on that gives an instruction or fills an exit attached to an
     open position (``n``: none), the positions staying as they are; the best prices and the
-    exit levels that trail them move with the bars before it."""
+    exit levels that trail them move with the bars before it. ``below``/``above``: scratch,
+    one float per symbol."""
     m = pos.shape[0]
+    if not trails:  # the levels stay: one comparison each per bar
+        for j in range(m):
+            d = 1.0 if pos[j] > 0.0 else -1.0
+            below[j] = stop_at[j] * d if stop_kind[j] != 0 else -np.inf
+            above[j] = target_at[j] * d if np.isfinite(target_at[j]) else np.inf
+        return _untouched_until_nb(t, target, pos, open_, high, low, below, above)
     while t < target.shape[0] and not has_instruction_nb(target, t):
         for j in range(m):
             if pos[j] != 0.0 and np.isfinite(open_[t, j]):
@@ -162,6 +171,31 @@ def _quiet_held_until_nb(t, target, pos, open_, high, low, best, entry_px, entry
                     stop_at[j], stop_kind[j], target_at[j] = _levels_nb(
                         pos[j], entry_px[j], best[j], entry_atr[j], exits
                     )
+        t += 1
+    return t
+
+
+@helper_nb
+def _untouched_until_nb(t, target, pos, open_, high, low, below, above):
+    """The first bar from ``t`` on that gives an instruction or reaches an exit level of an open
+    position (``n``: none). ``below``/``above`` are each symbol's stop and target in long terms
+    (the level times the position's sign; -inf/inf: none): a bar reaches one when its open or
+    low (a long's; a short's high) is at or below the stop, or its open or high at or above the
+    target, which is when :func:`exit_fill_nb` fills (symbols without a bar skipped). Without
+    branches on the prices: a third faster than asking :func:`exit_fill_nb` on every bar."""
+    n, m = target.shape
+    while t < n:
+        hit = False
+        for j in range(m):
+            o = open_[t, j]
+            if pos[j] > 0.0:
+                lo, hi, at = low[t, j], high[t, j], o
+            else:
+                lo, hi, at = -high[t, j], -low[t, j], -o
+            touched = (at <= below[j]) | (lo <= below[j]) | (at >= above[j]) | (hi >= above[j])
+            hit |= (not np.isnan(target[t, j])) | ((pos[j] != 0.0) & np.isfinite(o) & touched)
+        if hit:
+            return t
         t += 1
     return t
 
@@ -277,6 +311,8 @@ def simulate_nb(
     stop_at = np.zeros(m)  # the levels of the exits attached to the open position
     stop_kind = np.zeros(m, dtype=np.int64)
     target_at = np.zeros(m)
+    below = np.zeros(m)  # the quiet path's scratch for those levels
+    above = np.zeros(m)
     entry_bar = np.zeros(m, dtype=np.int64)
     exits = (stop_loss, take_profit, trailing_stop, stop_loss_atr, take_profit_atr,
              trailing_stop_atr)  # fmt: skip
@@ -302,7 +338,7 @@ def simulate_nb(
             if has_exits and _any_held_nb(pos):
                 end = _quiet_held_until_nb(
                     t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
-                    stop_kind, target_at, exits, trails, optimistic,
+                    stop_kind, target_at, exits, trails, optimistic, below, above,
                 )  # fmt: skip
             else:
                 end = next_instruction_nb(target, t)
