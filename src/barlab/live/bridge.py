@@ -51,7 +51,7 @@ from barlab.errors import (
     BrokerUnavailableError,
     ConfigError,
 )
-from barlab.live.desk import OrderDesk
+from barlab.live.desk import CANCEL_CONFIRM_S, OrderDesk
 from barlab.live.exits import RunningAtr, check_live_exits
 from barlab.live.journal import Journal, JournalState
 from barlab.live.marketdata import Bar, MarketDataStore
@@ -448,11 +448,23 @@ class LiveBridge:
         if not self.config.dry_run:
             try:
                 self.broker.cancel_all_orders()
+                view = self._after_cancels(view)
             except BrokerError as e:
                 log.error("kill switch: cancelling all orders failed: %s", e)
                 self.journal.append("error", where="cancel_all_orders", error=str(e))
         self.desk.forget()
         return self.planner.flatten(view, bar_ts_ns=ts)
+
+    def _after_cancels(self, view: AccountView) -> AccountView:
+        """``view`` with the positions the broker holds once its open orders are canceled
+        (confirmed, or :data:`CANCEL_CONFIRM_S` waited): a remainder that filled before its
+        cancel landed is closed with the rest, never left over."""
+        deadline = time.monotonic() + CANCEL_CONFIRM_S
+        while self.broker.list_orders(status="open") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _, held = self._account()
+        positions = np.array([float(held.get(s, 0.0)) for s in self.symbols])
+        return dataclasses.replace(view, positions=positions)
 
     def on_trade_update(self, update: Any) -> None:
         """A trade_updates event: fills are journalled with price, qty and position."""
