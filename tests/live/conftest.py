@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,18 @@ from barlab.data.calendar import NEW_YORK
 
 KEY_ID = "PKTESTKEY0123456789"
 SECRET = "s3cr3t-paper-secret-ABCDEFGHIJ"
+DEMO = ("AAPL", "MSFT", "TSLA")
+
+
+def demo_bars(data_dir: Path, first: str, last: str, symbols: tuple[str, ...] = DEMO) -> Bars:
+    """1-minute bars of the demo market (regular hours) from ``first`` to ``last``
+    (YYYY-MM-DD, inclusive), cached in ``data_dir``."""
+    from barlab.data.panel import load_bars
+
+    return load_bars(
+        list(symbols), dt.date.fromisoformat(first), dt.date.fromisoformat(last),
+        timeframe="1m", source="demo", data_dir=data_dir,
+    )  # fmt: skip
 
 
 def session_bars(

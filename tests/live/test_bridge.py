@@ -4,7 +4,6 @@ dry runs."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,13 @@ from typing import Any
 import pytest
 
 from barlab.bars import Bars
-from barlab.data.panel import load_bars
 from barlab.engine.backtest import BacktestOptions
 from barlab.live.bridge import BridgeConfig, bridge_options
 from barlab.live.emulator_data import stream_hub
 from barlab.live.journal import read_journal
 from barlab.live.replay import ReplayResult, replay, replay_options
 from barlab.strategies.sma_crossover import SmaCrossover
+from tests.live.conftest import demo_bars
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 
@@ -27,10 +26,7 @@ SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 def week(tmp_path_factory: pytest.TempPathFactory) -> Bars:
     """Five sessions (2024-03-04 to 03-08) of 1-minute demo bars on three symbols."""
     data = tmp_path_factory.mktemp("data")
-    return load_bars(
-        SYMBOLS, dt.date(2024, 3, 4), dt.date(2024, 3, 8), timeframe="1m", source="demo",
-        data_dir=data,
-    )  # fmt: skip
+    return demo_bars(data, "2024-03-04", "2024-03-08")
 
 
 def day(bars: Bars, k: int = 0) -> Bars:

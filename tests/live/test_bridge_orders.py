@@ -5,7 +5,6 @@ then an opening order (the emulator refuses an order through zero, as Alpaca doe
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,13 @@ import numpy as np
 import pytest
 
 from barlab.bars import Bars
-from barlab.data.panel import load_bars
 from barlab.engine.backtest import BacktestOptions
 from barlab.live.bridge import BridgeConfig, bridge_options
 from barlab.live.journal import read_journal
 from barlab.live.orders import AccountView, Planner
 from barlab.live.replay import ReplayResult, replay, replay_options
 from barlab.strategies.sma_crossover import SmaCrossover
+from tests.live.conftest import demo_bars
 from tests.live.strategies import LimitCrossover, TrailingCrossover
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
@@ -29,10 +28,7 @@ SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> Bars:
     """Three sessions (2024-03-04 to 03-06) of 1-minute demo bars on three symbols."""
-    return load_bars(
-        SYMBOLS, dt.date(2024, 3, 4), dt.date(2024, 3, 6), timeframe="1m", source="demo",
-        data_dir=tmp_path_factory.mktemp("data"),
-    )  # fmt: skip
+    return demo_bars(tmp_path_factory.mktemp("data"), "2024-03-04", "2024-03-06")
 
 
 def config(**options: Any) -> BridgeConfig:

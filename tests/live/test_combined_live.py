@@ -5,13 +5,10 @@ carried targets from the journal."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pytest
 
 from barlab.combined import LiveState, combine
-from barlab.data.panel import load_bars
 from barlab.engine.backtest import BacktestOptions
 from barlab.errors import BrokerError
 from barlab.live.bridge import BridgeConfig, LiveBridge, bridge_options
@@ -21,6 +18,7 @@ from barlab.live.window import default_window
 from barlab.strategies.rsi_mean_reversion import RsiMeanReversion
 from barlab.strategies.sma_crossover import SmaCrossover
 from tests.conftest import make_bars
+from tests.live.conftest import demo_bars
 from tests.live.strategies import Schedule
 
 WINDOW = 60
@@ -93,10 +91,7 @@ class NoBroker:
 
 
 def test_replay_on_a_short_window_is_exact_and_a_restart_resumes_the_carried_targets(tmp_path):
-    bars = load_bars(
-        ["AAPL", "MSFT", "TSLA"], dt.date(2024, 3, 5), dt.date(2024, 3, 5), timeframe="1m",
-        source="demo", data_dir=tmp_path / "data",
-    )  # fmt: skip
+    bars = demo_bars(tmp_path / "data", "2024-03-05", "2024-03-05")
     options = bridge_options(replay_options(BacktestOptions.from_kwargs()))
     journal = tmp_path / "journal.jsonl"
     both = schedules()

@@ -13,7 +13,6 @@ why; and at the end the fills the bridge journalled add up to the broker's posit
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Any
 import pytest
 
 from barlab.bars import Bars
-from barlab.data.panel import load_bars
 from barlab.engine.backtest import BacktestOptions
 from barlab.live.bridge import BridgeConfig, bridge_options
 from barlab.live.journal import read_journal
 from barlab.live.replay import ReplayResult, replay, replay_options
 from barlab.strategies.sma_crossover import SmaCrossover
+from tests.live.conftest import demo_bars
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 RATE = 0.3
@@ -37,10 +36,7 @@ RATE = 0.3
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> Bars:
     """Two sessions (2024-03-06 and 03-07) of 1-minute demo bars on three symbols."""
-    return load_bars(
-        SYMBOLS, dt.date(2024, 3, 6), dt.date(2024, 3, 7), timeframe="1m", source="demo",
-        data_dir=tmp_path_factory.mktemp("data"),
-    )  # fmt: skip
+    return demo_bars(tmp_path_factory.mktemp("data"), "2024-03-06", "2024-03-07")
 
 
 class Tape:

@@ -5,18 +5,17 @@ broker refuses nothing the backtest would send."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from barlab.bars import Bars
-from barlab.data.panel import load_bars
 from barlab.engine.backtest import BacktestOptions
 from barlab.live.bridge import BridgeConfig, bridge_options
 from barlab.live.journal import read_journal
 from barlab.live.replay import replay, replay_options
 from barlab.strategies.sma_crossover import SmaCrossover
+from tests.live.conftest import demo_bars
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 
@@ -24,10 +23,7 @@ SYMBOLS = ["AAPL", "MSFT", "TSLA"]
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> Bars:
     """Five sessions (2024-03-04 to 03-08) of 1-minute demo bars on three symbols."""
-    return load_bars(
-        SYMBOLS, dt.date(2024, 3, 4), dt.date(2024, 3, 8), timeframe="1m", source="demo",
-        data_dir=tmp_path_factory.mktemp("data"),
-    )  # fmt: skip
+    return demo_bars(tmp_path_factory.mktemp("data"), "2024-03-04", "2024-03-08")
 
 
 @pytest.mark.parametrize("margin", [1.0, 2.0], ids=["cash", "reg-t"])

@@ -44,7 +44,6 @@ import numpy as np
 from barlab.combined import Combined, LiveState
 from barlab.engine.backtest import BacktestOptions, session_ids
 from barlab.engine.risk import REASON_CASH, REASON_NAMES
-from barlab.engine.sizing import afford_at_signal_nb, buying_power_nb, gross_nb
 from barlab.errors import (
     BrokerError,
     BrokerRateLimitError,
@@ -371,9 +370,7 @@ class LiveBridge:
         partially filled order, a resting order of an earlier bar): what its ``buying_power``
         is below the engine's rule (margin x equity less the gross exposure), which new
         exposure may then not use. Differences below a cent are rounding: 0."""
-        margin = float(self.config.options.margin)
-        own = buying_power_nb(view.equity, gross_nb(view.positions, view.closes), margin)
-        gap = own - view.buying_power
+        gap = view.power(float(self.config.options.margin)) - view.buying_power
         return gap if gap > 0.01 else 0.0
 
     def _fit_opening(self, intent: OrderIntent) -> OrderIntent:
@@ -388,18 +385,13 @@ class LiveBridge:
         except BrokerError as e:
             log.warning("bridge: reading the account for %s failed: %s", intent.symbol, e)
             return intent
-        o, c = self.config.options, self.config.options.costs
         side = 1.0 if intent.side == "buy" else -1.0
         last = float(self.window.last_close[self.symbols.index(intent.symbol)])
         nan = math.nan
         trailing = intent.type == "trailing_stop"
         limit = nan if trailing or intent.limit_price is None else intent.limit_price
         stop = nan if trailing or intent.stop_price is None else intent.stop_price
-        want, _ = afford_at_signal_nb(
-            side * intent.qty, 0.0, last, limit, stop, o.buying_power_buffer, power,
-            c.commission_rate, c.commission_per_share, c.commission_per_order, c.commission_min,
-            math.inf if c.commission_max is None else c.commission_max, o.fractional,
-        )  # fmt: skip
+        want, _ = self.planner.afford(side * intent.qty, 0.0, last, limit, stop, power)
         qty = abs(float(want))
         if qty >= intent.qty:
             return intent

@@ -141,6 +141,11 @@ class AccountView:
     reserved: float = 0.0
     """Dollars of buying power open orders already hold at the broker: not for new orders."""
 
+    def power(self, margin: float) -> float:
+        """Buying power by the engine's rule (Alpaca's, engine/sizing.py): ``margin`` times the
+        equity less the gross exposure, before what open orders hold (dollars)."""
+        return buying_power_nb(self.equity, gross_nb(self.positions, self.closes), margin)
+
     @property
     def equity(self) -> float:
         """Cash plus positions marked at the closes, summed as the kernel sums it (dollars)."""
@@ -204,8 +209,7 @@ class Planner:
             row = Row.market(np.asarray(row, dtype=float), size_type)
         sizing = SIZE_TYPES.index(row.size_type)
         margin = float(getattr(self.options, "margin", 1.0))
-        gross = gross_nb(account.positions, account.closes)
-        power = max(0.0, buying_power_nb(account.equity, gross, margin) - account.reserved)
+        power = max(0.0, account.power(margin) - account.reserved)
         found: list[OrderIntent] = []
         for j in range(len(self.symbols)):
             intents, power = self._one(j, row, account, bar_ts_ns, sizing, power, atr)
@@ -232,6 +236,19 @@ class Planner:
                     )
                 )
         return out
+
+    def afford(
+        self, want: float, held: float, last: float, limit: float, stop: float, power: float
+    ) -> tuple[float, float]:
+        """The kernel's buying-power check at submit (``afford_at_signal_nb``) with this
+        planner's costs and buffer: the position to ask for on a move from ``held`` to
+        ``want`` shares that fits in ``power`` dollars, and the power left."""
+        o, c = self.options, self.options.costs
+        return afford_at_signal_nb(
+            want, held, last, limit, stop, o.buying_power_buffer, power, c.commission_rate,
+            c.commission_per_share, c.commission_per_order, c.commission_min,
+            math.inf if c.commission_max is None else c.commission_max, o.fractional,
+        )  # fmt: skip
 
     def _one(
         self,
@@ -261,12 +278,14 @@ class Planner:
         pos = acct.positions
         # checked as the kernel checks it: a trailing order at the close (no price yet)
         trailing = not math.isnan(trl)
-        want, power = afford_at_signal_nb(
-            asked, pos[j], last, math.nan if trailing else lim, math.nan if trailing else stp,
-            o.buying_power_buffer, power, c.commission_rate, c.commission_per_share,
-            c.commission_per_order, c.commission_min,
-            math.inf if c.commission_max is None else c.commission_max, o.fractional,
-        )  # fmt: skip
+        want, power = self.afford(
+            asked,
+            pos[j],
+            last,
+            math.nan if trailing else lim,
+            math.nan if trailing else stp,
+            power,
+        )
         if want == pos[j] and asked == pos[j]:
             return [], power
         new_pos, reason = risk_target_nb(
