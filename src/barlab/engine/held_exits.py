@@ -67,21 +67,20 @@ def _untouched_until_nb(t, target, pos, open_, high, low, below, above):
     low (a long's; a short's high) is at or below the stop, or its open or high at or above the
     target, which is when :func:`exit_fill_nb` fills (symbols without a bar skipped). Without
     branches on the prices: a third faster than asking :func:`exit_fill_nb` on every bar."""
-    n, m = target.shape
-    while t < n:
+    targets, opens, highs, lows = target[t:], open_[t:], high[t:], low[t:]  # slices: from 0
+    for k in range(targets.shape[0]):
         hit = False
-        for j in range(m):
-            o = open_[t, j]
+        for j in range(targets.shape[1]):
+            o = opens[k, j]
             if pos[j] > 0.0:
-                lo, hi, at = low[t, j], high[t, j], o
+                lo, hi, at = lows[k, j], highs[k, j], o
             else:
-                lo, hi, at = -high[t, j], -low[t, j], -o
+                lo, hi, at = -highs[k, j], -lows[k, j], -o
             touched = (at <= below[j]) | (lo <= below[j]) | (at >= above[j]) | (hi >= above[j])
-            hit |= (not np.isnan(target[t, j])) | ((pos[j] != 0.0) & np.isfinite(o) & touched)
+            hit |= (not np.isnan(targets[k, j])) | ((pos[j] != 0.0) & np.isfinite(o) & touched)
         if hit:
-            return t
-        t += 1
-    return t
+            return t + k
+    return target.shape[0]
 
 
 @helper_nb

@@ -58,6 +58,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from barlab.engine.closes import (
+    any_held_nb,
+    close_quiet_bars_nb,
+    limits_nb,
+    mark_to_close_nb,
+)
 from barlab.engine.costs import affordable_qty_nb, fee_nb, fill_price_nb, impact_bps_nb
 from barlab.engine.held_exits import best_price_nb, exit_levels_of_nb, quiet_held_until_nb
 from barlab.engine.instructions import (
@@ -71,7 +77,6 @@ from barlab.engine.instructions import (
     replace_pending_nb,
     resting_log_nb,
 )
-from barlab.engine.jit import helper_nb
 from barlab.engine.orders import (
     KIND_MARKET,
     KIND_STOP_LIMIT,
@@ -105,46 +110,6 @@ from barlab.engine.sizing import (
     want_nb,
     whole_nb,
 )
-
-
-@helper_nb
-def _limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped):
-    """The account's halts after a bar closes at equity ``value``: ``(halted, peak, stopped)``
-    (the daily loss limit for the rest of the session, the highest equity so far, the max
-    drawdown halt for good)."""
-    if value <= day_start_equity - daily_loss:
-        halted = True
-    peak = max(peak, value)
-    if value <= peak * (1.0 - max_drawdown):
-        stopped = True
-    return halted, peak, stopped
-
-
-@helper_nb
-def _any_held_nb(pos):
-    """Is a position open in any symbol?"""
-    j = 0
-    while j < pos.shape[0] and pos[j] == 0.0:
-        j += 1
-    return j < pos.shape[0]
-
-
-@helper_nb
-def _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions):
-    """Equity at bar ``t``'s close: cash plus positions marked at their last known close.
-    Also records the positions and the extreme prices the open trades saw in the bar."""
-    value = cash
-    for j in range(pos.shape[0]):
-        c = close[t, j]
-        if np.isfinite(c):
-            last[j] = c
-        if pos[j] != 0.0:
-            value += pos[j] * last[j]
-            if np.isfinite(high[t, j]):
-                seen[j, 0] = max(seen[j, 0], high[t, j])
-                seen[j, 1] = min(seen[j, 1], low[t, j])
-        positions[t, j] = pos[j]
-    return value
 
 
 @njit(cache=True, nogil=True)
@@ -258,25 +223,19 @@ def simulate_nb(
         # halts, the best prices of open positions). Most bars are such bars; keeping them out
         # of the long path below keeps them cheap.
         if not flatten_on_loss and n_waiting == 0:
-            if has_exits and _any_held_nb(pos):
+            if has_exits and any_held_nb(pos):
                 end = quiet_held_until_nb(
                     t, target, pos, open_, high, low, best, entry_px, entry_atr, stop_at,
                     stop_kind, target_at, exits, trails, optimistic, below, above,
                 )  # fmt: skip
             else:
                 end = next_instruction_nb(target, t)
-            while t < end:
-                if t == 0 or day_id[t] != day_id[t - 1]:  # a new session
-                    day_start_equity = prev_equity
-                    halted = False
-                value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
-                equity[t] = value
-                cash_out[t] = cash
-                prev_equity = value
-                halted, peak, stopped = _limits_nb(
-                    value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
-                )
-                t += 1
+            prev_equity, day_start_equity, halted, peak, stopped = close_quiet_bars_nb(
+                t, end, cash, close, high, low, day_id, pos, last, seen, positions, equity,
+                cash_out, daily_loss, max_drawdown, prev_equity, day_start_equity, halted, peak,
+                stopped,
+            )  # fmt: skip
+            t = end
             if t == n:
                 break
         if t == 0 or day_id[t] != day_id[t - 1]:  # a new session
@@ -467,7 +426,7 @@ def simulate_nb(
 
         if n_waiting > 0:  # resting trailing orders follow this bar
             follow_trailing_nb(t, high, low, pending, pending_trail, pending_low, pending_high)
-        value = _mark_to_close_nb(t, cash, close, high, low, pos, last, seen, positions)
+        value = mark_to_close_nb(cash, close[t], high[t], low[t], pos, last, seen, positions[t])
         equity[t] = value
         cash_out[t] = cash
         prev_equity = value
@@ -510,7 +469,7 @@ def simulate_nb(
                     return -1, n_trades
                 pending_flatten[j] = closing
             n_waiting = count_waiting_nb(pending)
-        halted, peak, stopped = _limits_nb(
+        halted, peak, stopped = limits_nb(
             value, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
         )
         t += 1
