@@ -453,6 +453,24 @@ def test_percentiles_by_selection_equal_numpys_exactly(n, zeros, decimals, q, se
         assert percentile_nb(v, quantile) == np.percentile(v, quantile)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.0, 0.25, 1.0, 3.0]), min_size=1,
+                    max_size=120),
+    data=st.data(),
+)  # fmt: skip
+def test_select_puts_the_kth_smallest_at_k_and_splits_around_it(values, data):
+    # the contract the percentiles rely on, on inputs made of ties (runs of equal values)
+    from barlab.metrics_nb import _select_nb
+
+    a = np.array(values)
+    k = data.draw(st.integers(0, a.size - 1))
+    _select_nb(a, k)
+    assert sorted(a) == sorted(values)
+    assert a[k] == sorted(values)[k]
+    assert (a[:k] <= a[k]).all() and (a[k + 1 :] >= a[k]).all()
+
+
 # --- compute_metrics in one fused kernel: the same numbers as each function -------------------
 
 RETURN_STATS = {

