@@ -164,6 +164,18 @@ def test_bad_trailing_signals_are_refused():
         Signals(target=target, trail_stop=both, limit_price=np.full(shape, 10.0)).check(shape)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_target_is_refused(bad):
+    from barlab.engine.backtest import log_capacity, to_target
+
+    target = np.full((4, 1), np.nan)
+    target[1, 0] = 1.0
+    assert log_capacity(to_target(Signals(target=target), target.shape)) == 3
+    target[2, 0] = bad
+    with pytest.raises(StrategyError, match="must not contain inf"):
+        to_target(Signals(target=target), target.shape)
+
+
 def test_a_strategy_gives_trailing_stop_orders_through_backtest():
     import barlab
     from barlab.strategy import Strategy

@@ -16,7 +16,7 @@ from barlab.bars import Bars
 from barlab.engine.costs import Costs
 from barlab.engine.kernel import simulate_nb
 from barlab.engine.risk import RiskRules
-from barlab.engine.targets import signals_to_target_nb
+from barlab.engine.targets import count_targets_nb, signals_to_target_nb
 from barlab.errors import ConfigError, StrategyError
 from barlab.strategy import SIZE_TYPES, Signals, Strategy
 
@@ -191,7 +191,7 @@ def to_target(signals: Signals, shape: tuple[int, int]) -> np.ndarray:
     signals.check(shape)
     if signals.target is not None:
         target = np.require(signals.target, np.float64, ("C", "W"))
-        if np.any(np.isinf(target)):
+        if count_targets_nb(target)[1]:
             raise StrategyError("Signals.target must not contain inf")
         return target
     zeros = np.zeros(shape, dtype=np.bool_)
@@ -347,7 +347,7 @@ def log_capacity(target: np.ndarray) -> int:
     """Orders to make room for: every instruction makes at most one order and each entry at
     most one attached exit, but partial fills can make more; then the kernel returns -1 and
     runs again with a bigger log."""
-    return 2 * int(np.count_nonzero(~np.isnan(target))) + 1
+    return 2 * int(count_targets_nb(target)[0]) + 1
 
 
 def empty_logs(capacity: int, n_symbols: int) -> tuple[np.ndarray, ...]:
