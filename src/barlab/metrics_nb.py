@@ -277,6 +277,15 @@ def _partition_nb(a, pivot, equal):
     return front
 
 
+@njit(**_NB)
+def _least_nb(a):
+    """The smallest value of a non-empty NaN-free array (``a.min()``, which compiles slower)."""
+    least = a[0]
+    for i in range(1, a.size):
+        least = a[i] if a[i] < least else least
+    return least
+
+
 _SAMPLE = 4096  # values in the sample that brackets a rank
 
 
@@ -312,14 +321,12 @@ def _order_stats_nb(v, lo, sample, window):
         if below <= lo and lo + 1 < below + k:
             w = window[:k]
             _select_nb(w, lo - below)
-            _select_nb(w[lo - below + 1 :], 0)
-            return w[lo - below], w[lo - below + 1]
+            return w[lo - below], _least_nb(w[lo - below + 1 :])
     a = v.copy()
     _select_nb(a, lo)
     if lo + 1 >= n:
         return a[lo], np.nan
-    _select_nb(a[lo + 1 :], 0)
-    return a[lo], a[lo + 1]
+    return a[lo], _least_nb(a[lo + 1 :])
 
 
 @njit(**_NB)
@@ -585,7 +592,12 @@ def _sample_brackets_nb(v, lo_a, lo_b):
         margin = int(4.0 * math.sqrt(size * q * (1.0 - q))) + 8
         ranks[2 * i] = max(0, at - margin)
         ranks[2 * i + 1] = min(size - 1, at + margin)
-    order = np.argsort(ranks)
+    order = np.arange(4)  # by rank: an insertion sort of four (np.argsort compiles a second)
+    for i in range(1, 4):
+        k = i
+        while k > 0 and ranks[order[k - 1]] > ranks[order[k]]:
+            order[k - 1], order[k] = order[k], order[k - 1]
+            k -= 1
     values = np.empty(4)
     start = 0
     for i in order:  # ascending ranks: each selection narrows the next one's range
@@ -605,7 +617,7 @@ def _pair_in_window_nb(v, lo, below, window, k):
     w = window[:k]
     at = lo - below
     _select_nb(w, at)
-    return w[at], w[at + 1 :].min()
+    return w[at], _least_nb(w[at + 1 :])
 
 
 @njit(**_NB)

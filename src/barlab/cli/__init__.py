@@ -258,7 +258,7 @@ def cmd_run(args: argparse.Namespace, config: Any) -> int:
 
     if not kernels_cached():
         print(
-            "compiling barlab's kernels: the first run on this machine takes about 15 s "
+            "compiling barlab's kernels: the first run on this machine takes about 13 s "
             "(`backtest warmup` does it ahead of time)",
             file=sys.stderr,
             flush=True,

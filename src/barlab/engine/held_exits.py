@@ -44,7 +44,7 @@ def quiet_held_until_nb(
             if pos[j] != 0.0 and np.isfinite(open_[t, j]):
                 kind, _, _ = exit_fill_nb(
                     1 if pos[j] > 0.0 else -1, open_[t, j], high[t, j], low[t, j], stop_at[j],
-                    stop_kind[j], target_at[j], optimistic, True,
+                    stop_kind[j], target_at[j], optimistic, np.bool_(True),
                 )  # fmt: skip
                 if kind != 0:
                     return t

@@ -58,7 +58,7 @@ def replace_pending_nb(
         )  # fmt: skip
         n_orders = log_unfilled_nb(
             orders_i, orders_f, n_orders, pending_bar[j], t, j, intended_side_nb(pending[j], held),
-            ORDER_CANCELLED, kind, price,
+            np.int64(ORDER_CANCELLED), kind, price,  # int64: one compiled log_unfilled_nb
         )  # fmt: skip
     pending[j] = tg
     pending_bar[j] = t

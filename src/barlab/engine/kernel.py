@@ -206,17 +206,19 @@ def simulate_nb(
              trailing_stop_atr)  # fmt: skip
     has_exits = min(exits) < np.inf
     trails = min(trailing_stop, trailing_stop_atr) < np.inf  # exit levels move with the best price
-    n_orders = 0
-    n_trades = 0
+    # counters start as int64, not as the literal 0: numba would compile every helper they are
+    # passed to twice, once for the literal (seconds of a cold start)
+    n_orders = np.int64(0)
+    n_trades = np.int64(0)
     alloc = size_pct / m
     prev_equity = cash0
     day_start_equity = cash0
-    halted = False
+    halted = np.bool_(False)  # not the literal False either
     peak = cash0
-    stopped = False  # the max drawdown halt: for good
+    stopped = np.bool_(False)  # the max drawdown halt: for good
     n_waiting = 0  # symbols with an instruction waiting (none: no fills to look for)
 
-    t = 0
+    t = np.int64(0)
     while t < n:
         # The short path: while no instruction waits, no attached exit fires and the daily
         # loss limit flattens nothing, a bar without instructions only closes (marks, equity,
@@ -267,7 +269,7 @@ def simulate_nb(
                             kind, price = resting_log_nb(tg, pos[j], lim, stp, trl, lowest, highest)
                             n_orders = log_unfilled_nb(
                                 orders_i, orders_f, n_orders, pending_bar[j], t, j,
-                                intended_side_nb(tg, pos[j]), ORDER_EXPIRED, kind, price,
+                                intended_side_nb(tg, pos[j]), np.int64(ORDER_EXPIRED), kind, price,
                             )  # fmt: skip
                             if n_orders < 0:
                                 return -1, n_trades

@@ -72,7 +72,7 @@ def compile_statistics() -> None:
 @contextlib.contextmanager
 def statistics_compiled_aside() -> Iterator[None]:
     """On a cold kernel cache, compile the statistics kernel in a second process while this
-    one compiles the simulation (about 8 s and 11 s of a first run's compilation, one core
+    one compiles the simulation (about 6 s and 9 s of a first run's compilation, one core
     each), and wait for it on leaving, so the statistics computed after load from the cache.
     If that process fails, this one compiles them itself when it needs them."""
     if kernels_cached():
