@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from barlab import metrics
 from barlab.bars import Bars
 from barlab.engine.backtest import backtest
 from barlab.metrics import compute_metrics
@@ -60,13 +61,19 @@ def kernels_cached() -> bool:
 
 
 def compile_statistics() -> None:
-    """Compile (or load) the statistics kernel alone: what :func:`statistics_compiled_aside`'s
-    second process runs."""
+    """Compile (or load) the statistics kernels alone: a run's metrics and the ones its
+    report's charts compute (drawdown periods, rolling Sharpe and volatility). What
+    :func:`statistics_compiled_aside`'s second process runs."""
     equity = np.linspace(100_000.0, 101_000.0, 50)
     compute_metrics(
         equity, periods_per_year=98_280.0, initial_cash=100_000.0, trade_pnl=np.array([1.0]),
         position_mask=np.ones(equity.size, dtype=np.bool_), fees=0.0,
     )  # fmt: skip
+    returns = metrics.returns_from_equity(equity, initial_cash=100_000.0)
+    metrics.drawdown_periods(returns, top=5)
+    days = np.repeat(np.arange(5), 10)
+    for rolling in (metrics.rolling_sharpe, metrics.rolling_volatility):
+        rolling(returns, days, window=2, periods_per_year=98_280.0)
 
 
 @contextlib.contextmanager
