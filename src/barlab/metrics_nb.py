@@ -107,10 +107,11 @@ def _centred_sums_nb(v, mean, y, ybar, fit):
             e1 = y[k + 1] - ybar
             e2 = y[k + 2] - ybar
             e3 = y[k + 3] - ybar
-            b0 += (k - xbar) * e0
-            b1 += (k + 1 - xbar) * e1
-            b2 += (k + 2 - xbar) * e2
-            b3 += (k + 3 - xbar) * e3
+            kf = k + 0.0  # one conversion, not four: k + 1.0 is exact, as k + 1 is
+            b0 += (kf - xbar) * e0
+            b1 += (kf + 1.0 - xbar) * e1
+            b2 += (kf + 2.0 - xbar) * e2
+            b3 += (kf + 3.0 - xbar) * e3
             c0 += e0 * e0
             c1 += e1 * e1
             c2 += e2 * e2
