@@ -443,7 +443,7 @@ def test_turnover_and_slippage():
 def test_percentiles_by_selection_equal_numpys_exactly(n, zeros, decimals, q, seed):
     # selection with a sampled bracket (large inputs) or quickselect (small), on inputs full of
     # ties (flat periods return exactly 0): bit for bit numpy's linear interpolation
-    from barlab.metrics_nb import percentile_nb
+    from barlab.order_stats_nb import percentile_nb
 
     rng = np.random.default_rng(seed)
     v = np.where(rng.random(n) < zeros, 0.0, rng.normal(0, 0.01, n))
@@ -461,11 +461,11 @@ def test_percentiles_by_selection_equal_numpys_exactly(n, zeros, decimals, q, se
 )  # fmt: skip
 def test_select_puts_the_kth_smallest_at_k_and_splits_around_it(values, data):
     # the contract the percentiles rely on, on inputs made of ties (runs of equal values)
-    from barlab.metrics_nb import _select_nb
+    from barlab.order_stats_nb import select_nb
 
     a = np.array(values)
     k = data.draw(st.integers(0, a.size - 1))
-    _select_nb(a, k)
+    select_nb(a, k)
     assert sorted(a) == sorted(values)
     assert a[k] == sorted(values)[k]
     assert (a[:k] <= a[k]).all() and (a[k + 1 :] >= a[k]).all()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from barlab import metrics_nb as nb
+from barlab.order_stats_nb import percentile_nb
 
 __all__ = [
     "DrawdownPeriod",
@@ -251,7 +252,7 @@ def tail_ratio(returns: np.ndarray) -> float:
     v = nb.valid_nb(_as_1d(returns, "returns"))
     if v.size == 0:
         return _NAN
-    return float(nb.tail_ratio_nb(nb.percentile_nb(v, 95.0), nb.percentile_nb(v, 5.0)))
+    return float(nb.tail_ratio_nb(percentile_nb(v, 95.0), percentile_nb(v, 5.0)))
 
 
 def value_at_risk(returns: np.ndarray, *, cutoff: float = 0.05) -> float:
@@ -263,7 +264,7 @@ def value_at_risk(returns: np.ndarray, *, cutoff: float = 0.05) -> float:
     """
     if not 0.0 <= cutoff <= 1.0:
         raise ValueError(f"cutoff must be a fraction in [0, 1] such as 0.05, got {cutoff!r}")
-    return float(nb.percentile_nb(nb.valid_nb(_as_1d(returns, "returns")), 100.0 * cutoff))
+    return float(percentile_nb(nb.valid_nb(_as_1d(returns, "returns")), 100.0 * cutoff))
 
 
 def stability(returns: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 # helpers specialised on a literal on purpose: each version folds a branch away
-ON_PURPOSE = {"barlab.metrics_nb._centred_sums_nb", "barlab.metrics_nb._partition_nb"}
+ON_PURPOSE = {"barlab.metrics_nb._centred_sums_nb", "barlab.order_stats_nb._partition_nb"}
 
 _SCRIPT = """
 import importlib, json, pkgutil
