@@ -14,11 +14,9 @@ def limits_nb(value, day_start_equity, daily_loss, peak, max_drawdown, halted, s
     """The account's halts after a bar closes at equity ``value``: ``(halted, peak, stopped)``
     (the daily loss limit for the rest of the session, the highest equity so far, the max
     drawdown halt for good)."""
-    if value <= day_start_equity - daily_loss:
-        halted = True
+    halted |= value <= day_start_equity - daily_loss  # without branches: loops vectorise
     peak = max(peak, value)
-    if value <= peak * (1.0 - max_drawdown):
-        stopped = True
+    stopped |= value <= peak * (1.0 - max_drawdown)
     return halted, peak, stopped
 
 
@@ -87,15 +85,13 @@ def close_quiet_bars_nb(
         last[j] = known
     days = day_id[t:end]
     day = day_id[t - 1] if t > 0 else ~day_id[0]  # ~: another session than the first bar's
-    floor = 1.0 - max_drawdown
     for k in range(values.size):
         if days[k] != day:  # a new session
             day = days[k]
             day_start_equity = prev_equity
             halted = False
         prev_equity = values[k]
-        # limits_nb, without branches
-        halted |= prev_equity <= day_start_equity - daily_loss
-        peak = prev_equity if prev_equity > peak else peak
-        stopped |= prev_equity <= peak * floor
+        halted, peak, stopped = limits_nb(
+            prev_equity, day_start_equity, daily_loss, peak, max_drawdown, halted, stopped
+        )
     return prev_equity, day_start_equity, halted, peak, stopped

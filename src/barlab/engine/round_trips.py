@@ -36,12 +36,7 @@ def book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_a
         seen[j, 1] = min(seen[j, 1], px)
     closing = min(qty, abs(old)) if old != 0.0 and np.sign(old) != side else 0.0
     if closing > 0.0:
-        if side == 1:
-            flows[j, 0] += closing
-            flows[j, 1] += closing * px
-        else:
-            flows[j, 2] += closing
-            flows[j, 3] += closing * px
+        _add_fill_nb(flows, j, side, closing, px)
         flows[j, 4] += fee * closing / qty
         if closing == abs(old):
             k = trade_at[j]
@@ -72,11 +67,14 @@ def book_nb(j, t, side, qty, px, fee, old, trades_i, trades_f, n_trades, trade_a
             seen[j, 1] = px
         k = trade_at[j]
         trades_f[k, 0] += opening
-        if side == 1:
-            flows[j, 0] += opening
-            flows[j, 1] += opening * px
-        else:
-            flows[j, 2] += opening
-            flows[j, 3] += opening * px
+        _add_fill_nb(flows, j, side, opening, px)
         flows[j, 4] += fee - (fee * closing / qty if closing > 0.0 else 0.0)
     return n_trades
+
+
+@helper_nb
+def _add_fill_nb(flows, j, side, qty, px):
+    """Add ``qty`` shares at ``px`` to the bought (``side`` 1) or sold columns of ``flows[j]``."""
+    at = 0 if side == 1 else 2
+    flows[j, at] += qty
+    flows[j, at + 1] += qty * px
